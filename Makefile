@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh machine:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  := torch==2.13.0
+
+.PHONY: setup run test test-all bench tables clean
+
+setup: $(VENV)/.installed
+
+# torch first, from the pinned CPU wheel, so that no dependency pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+run: setup
+	$(PY) run.py
+
+test: setup
+	$(PY) -m pytest -m "not slow"
+
+test-all: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) experiments/bench_cache.py
+
+clean:
+	rm -rf $(VENV) outputs/*/ .pytest_cache

@@ -1,0 +1,26 @@
+"""`full`: keep every frame (no eviction); storage is preallocated for the whole horizon.
+
+Its budget is the horizon, so it is not an equal-budget baseline: a growing cache also tests
+position extrapolation (toyworld_feasibility.md, lesson 4).
+"""
+from dataclasses import dataclass
+
+from .policy import CachePolicy
+from .registry import register
+from .storage import RECENT
+
+
+@register
+@dataclass
+class FullPolicy(CachePolicy):
+    name = "full"
+
+    def capacity(self, horizon: int) -> int:
+        return horizon
+
+    def validate(self, chunk, horizon, rope_max):
+        self.budget = horizon
+        super().validate(chunk, horizon, rope_max)
+
+    def place(self, cache, layer, frame_ids):
+        return cache.append(layer, frame_ids, [RECENT] * len(frame_ids))

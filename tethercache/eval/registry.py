@@ -1,0 +1,31 @@
+"""Evaluator by name (`cfg.eval.name`). Every evaluator speaks the schema of eval/schema.py."""
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+EVALUATORS = ("none", "toy", "vbench")
+
+
+class NoEvaluator:
+    def evaluate(self, frames, **_):
+        return None
+
+    def summarize(self, metrics, run_dir) -> dict:
+        return {}
+
+
+def check_evaluator(cfg) -> None:
+    name = cfg.eval.name
+    if name not in EVALUATORS:
+        raise ConfigError(f"eval.name={name!r}: must be one of {EVALUATORS}")
+    if name == "toy" and not cfg.backbone.get("poses", False) and cfg.backbone.text.kind != "grammar":
+        raise ConfigError(f"eval=toy: needs a toy-world backbone (backbone={cfg.backbone.name})")
+
+
+def build_evaluator(cfg):
+    if cfg.eval.name == "none":
+        return NoEvaluator()
+    if cfg.eval.name == "toy":
+        from .toy_runner import ToyRunEvaluator
+        return ToyRunEvaluator(cfg.eval)
+    raise ConfigError(f"eval.name={cfg.eval.name!r}: not available yet")

@@ -1,0 +1,120 @@
+"""Backbone = causal Wan + text encoder + codec + latent geometry + sampler, built from
+`cfg.backbone`. Heavy pieces (real weights, UMT5, Wan VAE) load from local paths only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import ConfigError
+from ..sampling import SamplerConfig
+from .codec import Codec, PixelCodec
+from .wan import CausalWan, WanConfig, config_from_dict
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TEXT_KINDS = ("hash", "grammar", "umt5")
+CODEC_KINDS = ("pixel", "wan_vae")
+
+
+@dataclass
+class Backbone:
+    name: str
+    model: CausalWan
+    text_encoder: object
+    codec: Codec
+    latent_shape: tuple[int, int, int]       # channels, height, width
+    chunk: int
+    sampler: SamplerConfig
+    pose_fn: Callable[[str, int, int], torch.Tensor] | None = None  # toy: camera path
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.model.tokens_per_frame(*self.latent_shape[1:])
+
+
+def _require_path(key: str, value) -> Path:
+    if value in (None, "", "???"):
+        raise ConfigError(f"{key}: required (a local path); nothing is downloaded at run time")
+    path = Path(str(value)).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{key}={value}: path not found")
+    return path
+
+
+def model_config(bcfg) -> WanConfig:
+    try:
+        return config_from_dict(dict(bcfg.get("model") or {}))
+    except TypeError as e:
+        raise ConfigError(f"backbone.model: {e}") from None
+
+
+def check_backbone(bcfg) -> None:
+    """Everything about `cfg.backbone` that can be checked without loading weights."""
+    model_config(bcfg)
+    if bcfg.get("weights") is not None or bcfg.get("require_weights", False):
+        _require_path("backbone.weights", bcfg.get("weights"))
+    if bcfg.text.kind not in TEXT_KINDS:
+        raise ConfigError(f"backbone.text.kind={bcfg.text.kind!r}: must be one of {TEXT_KINDS}")
+    if bcfg.codec.kind not in CODEC_KINDS:
+        raise ConfigError(f"backbone.codec.kind={bcfg.codec.kind!r}: must be one of {CODEC_KINDS}")
+    for part in ("text", "codec"):
+        if bcfg[part].kind in ("umt5", "wan_vae"):
+            _require_path(f"backbone.{part}.path", bcfg[part].get("path"))
+    if bcfg.dtype not in DTYPES:
+        raise ConfigError(f"backbone.dtype={bcfg.dtype!r}: must be one of {list(DTYPES)}")
+    if bcfg.chunk < 1:
+        raise ConfigError(f"backbone.chunk={bcfg.chunk}: must be >= 1")
+    sampler_config(bcfg).validate()
+
+
+def sampler_config(bcfg) -> SamplerConfig:
+    s = dict(bcfg.sampler)
+    if "steps" in s:
+        s["steps"] = [float(x) for x in s["steps"]]
+    try:
+        return SamplerConfig(**s)
+    except TypeError as e:
+        raise ConfigError(f"backbone.sampler: {e}") from None
+
+
+def _text_encoder(tcfg, device, dtype):
+    if tcfg.kind == "hash":
+        from .hash_text import HashTextEncoder
+        return HashTextEncoder(tcfg.dim, tcfg.get("tokens", 16))
+    if tcfg.kind == "grammar":
+        from ..toyworld.text import GrammarTextEncoder
+        return GrammarTextEncoder()
+    from .text import UMT5TextEncoder
+    return UMT5TextEncoder(tcfg.path, dtype=dtype, device=device,
+                           max_length=tcfg.get("max_length", 512))
+
+
+def _codec(ccfg, device, dtype) -> Codec:
+    if ccfg.kind == "pixel":
+        return PixelCodec(ccfg.factor, ccfg.get("hold", 4), ccfg.get("fps", 16))
+    from .vae import WanVAECodec
+    return WanVAECodec(ccfg.path, device=device, dtype=dtype)
+
+
+def _pose_fn(bcfg):
+    """Toy backbones are conditioned on the camera pose of the world the prompt describes."""
+    if not bcfg.get("poses", False):
+        return None
+    from ..toyworld import camera_poses
+    return camera_poses
+
+
+def build_backbone(bcfg, device: str = "cpu") -> Backbone:
+    dtype = DTYPES[bcfg.dtype]
+    torch.manual_seed(bcfg.get("init_seed", 0))
+    model = CausalWan(model_config(bcfg))
+    if bcfg.get("weights"):
+        from .loading import load_wan_weights
+        load_wan_weights(model, bcfg.weights, use_ema=bcfg.get("use_ema", True))
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return Backbone(
+        name=bcfg.name, model=model, text_encoder=_text_encoder(bcfg.text, device, dtype),
+        codec=_codec(bcfg.codec, device, dtype), latent_shape=tuple(bcfg.latent),
+        chunk=bcfg.chunk, sampler=sampler_config(bcfg), pose_fn=_pose_fn(bcfg))

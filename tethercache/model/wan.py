@@ -1,0 +1,249 @@
+"""Causal Wan2.1 transformer: diffusers' modules and weight layout, our own forward.
+
+One implementation for the real Self-Forcing 1.3B and for tiny configs. What the forward adds
+over diffusers' `WanTransformer3DModel.forward`:
+  * a timestep per latent frame (Self-Forcing's per-frame modulation);
+  * self-attention against a KV cache: each layer hands its fresh (q, k, v) to the cache and
+    gets back what to attend to, with the temporal RoPE positions the cache policy decided.
+    Keys reach the cache unrotated; RoPE is applied on read (the model knows no policy);
+  * text cross-attention K/V computed once per prompt (`text_kv`);
+  * explicit frame positions and an optional block-causal mask for whole-sequence passes.
+Numerics follow the original Wan (reference §C.5): float64 timestep sinusoid and RoPE angles,
+float32 RMS/Layer norms and modulation, the residual stream kept in the model dtype.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from diffusers import WanTransformer3DModel
+from torch import nn
+
+from .rope import WanRope, apply_rope
+
+
+@dataclass
+class WanConfig:
+    dim: int = 1536
+    ffn_dim: int = 8960
+    heads: int = 12
+    layers: int = 30
+    in_channels: int = 16
+    out_channels: int = 16
+    text_dim: int = 4096
+    freq_dim: int = 256
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    eps: float = 1e-6
+    rope_max_positions: int = 1024
+    cross_attn_norm: bool = True
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    def diffusers_kwargs(self) -> dict:
+        return dict(
+            patch_size=tuple(self.patch_size), num_attention_heads=self.heads,
+            attention_head_dim=self.head_dim, in_channels=self.in_channels,
+            out_channels=self.out_channels, text_dim=self.text_dim, freq_dim=self.freq_dim,
+            ffn_dim=self.ffn_dim, num_layers=self.layers, cross_attn_norm=self.cross_attn_norm,
+            qk_norm="rms_norm_across_heads", eps=self.eps, rope_max_seq_len=self.rope_max_positions,
+        )
+
+
+@dataclass
+class Attend:
+    """What one self-attention layer attends to, as returned by a cache."""
+    k: torch.Tensor                 # [B, Fk*T, H, D] unrotated keys
+    v: torch.Tensor                 # [B, Fk*T, H, D]
+    k_pos: torch.Tensor             # [Fk] temporal RoPE position of each key frame
+    q_pos: torch.Tensor             # [Fq] temporal RoPE position of each query frame
+    k_frames: torch.Tensor | None = None   # [Fk] global frame ids (for pose lookup)
+    q_frames: torch.Tensor | None = None
+
+
+class KVCacheLike(Protocol):
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Attend: ...
+
+
+@dataclass
+class TextKV:
+    """Per-block cross-attention keys/values of one prompt batch."""
+    kv: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+
+def timestep_sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Wan's sinusoid (cos first), computed in float64 as the original does."""
+    half = dim // 2
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    args = t.to(torch.float64)[:, None] * freqs[None]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+def rms_norm(norm: nn.RMSNorm, x: torch.Tensor) -> torch.Tensor:
+    """RMS norm in float32 whatever the input dtype (the original WanRMSNorm)."""
+    xf = x.float()
+    y = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)).type_as(x)
+    return y * norm.weight
+
+
+def block_causal_mask(n_frames: int, chunk: int, tokens_per_frame: int,
+                      device=None) -> torch.Tensor:
+    """Boolean [L, L] mask: a token sees every token of its own chunk and of earlier chunks."""
+    chunk_of = torch.arange(n_frames, device=device) // chunk
+    allowed = chunk_of[:, None] >= chunk_of[None, :]
+    return allowed.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
+
+
+class CausalWan(nn.Module):
+    def __init__(self, config: WanConfig):
+        super().__init__()
+        self.config = config
+        self.net = WanTransformer3DModel(**config.diffusers_kwargs())
+        self.rope = WanRope(config.head_dim, config.rope_max_positions)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.net.patch_embedding.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.patch_embedding.weight.device
+
+    def tokens_per_frame(self, height: int, width: int) -> int:
+        _, ph, pw = self.config.patch_size
+        return (height // ph) * (width // pw)
+
+    # ---- text ---------------------------------------------------------------------------
+    def text_kv(self, text_embeds: torch.Tensor) -> TextKV:
+        """Project the prompt once; every denoising pass of every chunk reuses it."""
+        ctx = self.net.condition_embedder.text_embedder(text_embeds.to(self.dtype))
+        out = TextKV()
+        for blk in self.net.blocks:
+            a = blk.attn2
+            k = rms_norm(a.norm_k, a.to_k(ctx)).unflatten(2, (a.heads, -1))
+            v = a.to_v(ctx).unflatten(2, (a.heads, -1))
+            out.kv.append((k, v))
+        return out
+
+    # ---- forward ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: torch.Tensor, text: TextKV, *,
+                cache: KVCacheLike | None = None,
+                frame_pos: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None,
+                poses: torch.Tensor | None = None,
+                frame_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Flow prediction for latents x [B, C, F, H, W] at per-frame timesteps t [B, F] (or [B]).
+
+        Without a cache the F frames attend to each other at temporal positions `frame_pos`
+        (default 0..F-1), optionally under `attn_mask` [L, L]. With a cache, each layer attends
+        to what `cache.attend` returns. `poses` [N] (optional) shifts the RoPE width axis of
+        global frame i by poses[i] tokens: a camera-pose hook used only by the toy backbone.
+        """
+        cfg = self.config
+        B, _, n_frames, height, width = x.shape
+        pt, ph, pw = cfg.patch_size
+        hh, ww = height // ph, width // pw
+        T = hh * ww
+        if t.ndim == 1:
+            t = t[:, None].expand(B, n_frames)
+        net = self.net
+
+        h = net.patch_embedding(x.to(self.dtype)).flatten(2).transpose(1, 2).contiguous()
+        temb = net.condition_embedder.time_embedder(
+            timestep_sinusoid(t.reshape(-1), cfg.freq_dim).to(self._time_dtype()))
+        tproj = net.condition_embedder.time_proj(F.silu(temb))
+        temb = temb.float().view(B, n_frames, 1, -1)
+        tproj = tproj.float().view(B, n_frames, 6, -1)
+
+        if frame_ids is None:
+            frame_ids = torch.arange(n_frames)
+        if frame_pos is None:
+            frame_pos = frame_ids.to(torch.float64)
+        for layer, blk in enumerate(net.blocks):
+            h = self._block(layer, blk, h, tproj, text.kv[layer], cache, (n_frames, hh, ww),
+                            frame_pos, frame_ids, attn_mask, poses)
+
+        shift, scale = (net.scale_shift_table[None].float() + temb).unbind(2)   # [B, F, dim]
+        h = self._modulate(net.norm_out, h, scale, shift, n_frames, T)
+        h = net.proj_out(h)
+        h = h.reshape(B, n_frames, hh, ww, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return h.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+    def _time_dtype(self) -> torch.dtype:
+        return next(self.net.condition_embedder.time_embedder.parameters()).dtype
+
+    @staticmethod
+    def _modulate(norm, h, scale, shift, n_frames, T):
+        """norm(h) * (1 + scale) + shift, in float32, with one (scale, shift) per frame."""
+        B, L, C = h.shape
+        y = norm(h.float()).view(B, n_frames, T, C) * (1 + scale[:, :, None]) + shift[:, :, None]
+        return y.view(B, L, C).type_as(h)
+
+    def _block(self, layer, blk, h, tproj, text_kv, cache, grid, frame_pos, frame_ids,
+               attn_mask, poses):
+        n_frames, hh, ww = grid
+        T = hh * ww
+        B, L, C = h.shape
+        mod = (blk.scale_shift_table[None].float() + tproj)          # [B, F, 6, dim]
+        shift, scale, gate, c_shift, c_scale, c_gate = mod.unbind(2)
+
+        y = self._modulate(blk.norm1, h, scale, shift, n_frames, T)
+        y = self._self_attn(layer, blk.attn1, y, cache, grid, frame_pos, frame_ids, attn_mask, poses)
+        h = (h.float().view(B, n_frames, T, C) + y.float().view(B, n_frames, T, C) * gate[:, :, None]
+             ).view(B, L, C).type_as(h)
+
+        y = blk.norm2(h.float()).type_as(h)
+        h = h + self._cross_attn(blk.attn2, y, text_kv)
+
+        y = self._modulate(blk.norm3, h, c_scale, c_shift, n_frames, T)
+        y = blk.ffn(y)
+        h = (h.float().view(B, n_frames, T, C) + y.float().view(B, n_frames, T, C) * c_gate[:, :, None]
+             ).view(B, L, C).type_as(h)
+        return h
+
+    def _self_attn(self, layer, a, y, cache, grid, frame_pos, frame_ids, attn_mask, poses):
+        n_frames, hh, ww = grid
+        q = rms_norm(a.norm_q, a.to_q(y)).unflatten(2, (a.heads, -1))
+        k = rms_norm(a.norm_k, a.to_k(y)).unflatten(2, (a.heads, -1))
+        v = a.to_v(y).unflatten(2, (a.heads, -1))
+        if cache is None:
+            s = Attend(k, v, frame_pos, frame_pos, frame_ids, frame_ids)
+        else:
+            s = cache.attend(layer, q, k, v)
+        q_shift = None if poses is None else poses[s.q_frames]
+        k_shift = None if poses is None else poses[s.k_frames]
+        qc, qs = self.rope.cos_sin(s.q_pos, hh, ww, q_shift, q.device)
+        kc, ks = self.rope.cos_sin(s.k_pos, hh, ww, k_shift, q.device)
+        q, keys = apply_rope(q, qc, qs), apply_rope(s.k, kc, ks)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), keys.transpose(1, 2), s.v.transpose(1, 2), attn_mask=attn_mask)
+        out = out.transpose(1, 2).flatten(2).type_as(y)
+        return a.to_out[0](out)
+
+    def _cross_attn(self, a, y, text_kv):
+        q = rms_norm(a.norm_q, a.to_q(y)).unflatten(2, (a.heads, -1))
+        k, v = text_kv
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return a.to_out[0](out.transpose(1, 2).flatten(2).type_as(y))
+
+
+SIZES = {
+    "self_forcing": WanConfig(),
+    "tiny": WanConfig(dim=64, ffn_dim=128, heads=2, layers=2, in_channels=12, out_channels=12,
+                      text_dim=32, freq_dim=32),
+}
+
+
+def config_from_dict(d: dict) -> WanConfig:
+    d = dict(d)
+    if "patch_size" in d:
+        d["patch_size"] = tuple(d["patch_size"])
+    return WanConfig(**d)
+
+
+def asdict_config(cfg: WanConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,102 @@
+"""The Self-Forcing chunk loop, parameterised rather than forked.
+
+For each chunk of C latent frames: start from noise; for each timestep of the (warped,
+shifted) step list predict x0 and re-noise it to the next step with fresh noise; then one
+more pass on the clean chunk at t = `context_noise` writes the cache (the policy commits
+there). `kind: euler` integrates the flow ODE instead, for models that are not few-step
+distilled (the toy). Noise is drawn from one seeded CPU generator, so the same seed gives
+bitwise-equal latents on CPU whatever the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import ConfigError
+
+
+@dataclass
+class SamplerConfig:
+    kind: str = "self_forcing"                 # self_forcing | euler
+    steps: list[float] = field(default_factory=lambda: [1000.0, 750.0, 500.0, 250.0])
+    shift: float = 5.0
+    warp: bool = True                          # Self-Forcing's warp_denoising_step
+    euler_steps: int = 8
+    context_noise: float = 0.0                 # timestep of the cache-writing pass
+    num_train_timesteps: int = 1000
+
+    def validate(self) -> None:
+        if self.kind not in ("self_forcing", "euler"):
+            raise ConfigError(f"backbone.sampler.kind={self.kind!r}: must be self_forcing or euler")
+        if self.kind == "self_forcing" and (not self.steps or any(
+                not 0 < s <= self.num_train_timesteps for s in self.steps)):
+            raise ConfigError(f"backbone.sampler.steps={self.steps}: each must be in "
+                              f"(0, {self.num_train_timesteps}]")
+        if self.kind == "euler" and self.euler_steps < 1:
+            raise ConfigError(f"backbone.sampler.euler_steps={self.euler_steps}: must be >= 1")
+        if not 0 <= self.context_noise < self.num_train_timesteps:
+            raise ConfigError(f"backbone.sampler.context_noise={self.context_noise}: must be in "
+                              f"[0, {self.num_train_timesteps})")
+        if self.shift <= 0:
+            raise ConfigError(f"backbone.sampler.shift={self.shift}: must be > 0")
+
+    def shifted(self, s: float) -> float:
+        return self.shift * s / (1 + (self.shift - 1) * s)
+
+    def sigmas(self) -> list[float]:
+        """Noise levels visited by one chunk, ending at 0 for euler (x0 is the last state)."""
+        if self.kind == "euler":
+            n = self.euler_steps
+            return [self.shifted(1 - i / n) for i in range(n)] + [0.0]
+        T = self.num_train_timesteps
+        return [self.shifted(s / T) if self.warp else s / T for s in self.steps]
+
+
+def flow_to_x0(x: torch.Tensor, flow: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x_t = (1 - s) x0 + s noise, flow = noise - x0  =>  x0 = x_t - s flow (float64 as SF)."""
+    return (x.double() - sigma * flow.double()).to(x.dtype)
+
+
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:
+    return (1 - sigma) * x0 + sigma * noise
+
+
+def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: tuple[int, int, int],
+             seed: int, sampler: SamplerConfig, batch: int = 1, poses: torch.Tensor | None = None,
+             progress: bool = True, device=None) -> Iterator[torch.Tensor]:
+    """Yield the clean latents [B, C, chunk, h, w] of each chunk as soon as it is done."""
+    device = device or model.device
+    gen = torch.Generator().manual_seed(seed)
+    sigmas = sampler.sigmas()
+    T = sampler.num_train_timesteps
+
+    def randn(shape):
+        return torch.randn(shape, generator=gen).to(device)
+
+    def run(x, sigma):
+        t = torch.full((batch, chunk), sigma * T, device=device)
+        return model(x, t, text, cache=session, poses=poses).float()
+
+    shape = (batch, latent_shape[0], chunk, latent_shape[1], latent_shape[2])
+    for start in tqdm(range(0, n_frames, chunk), disable=not progress, unit="chunk",
+                      desc="generate"):
+        session.begin_chunk(torch.arange(start, start + chunk))
+        x = randn(shape)
+        if sampler.kind == "euler":
+            for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+                x = x + (s_next - s) * run(x, s)
+            x0 = x
+        else:
+            for i, s in enumerate(sigmas):
+                x0 = flow_to_x0(x, run(x, s), s)
+                if i + 1 < len(sigmas):
+                    x = add_noise(x0, randn(shape), sigmas[i + 1])
+        ctx_sigma = sampler.context_noise / T
+        x_ctx = x0 if ctx_sigma == 0 else add_noise(x0, randn(shape), ctx_sigma)
+        with session.commit_pass():
+            run(x_ctx, ctx_sigma)
+        session.end_chunk()
+        yield x0

@@ -1,0 +1,188 @@
+"""Procedural panning world: a camera window ping-pongs across a wide strip of flat colour bands
+with a few world-anchored sprites, so places (and sprites) leave the view and come back.
+
+Everything is deterministic from (prompt, seed). The strip's background is rendered once as a
+label map; a clip is crops of it plus sprites pasted per frame, then one palette lookup, so a
+24-frame training clip costs well under a millisecond. Every pixel is a palette colour (no
+anti-aliasing): any off-palette pixel in a generated video is damage.
+
+Conventions: one toy frame per latent frame, 4 toy frames = 1 s (30 s = 120 frames).
+`camera_x` (the pose) is the strip column of the view's left edge, in pixels.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .prompts import WorldSpec, parse_prompt
+
+TOY_FPS = 4                  # toy frames (= latent frames) per second
+REVISIT_MIN_GAP = 21         # frames; revisits closer than this are within a typical cache window
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    height: int = 32
+    width: int = 32           # camera window
+    strip_width: int = 256    # world width; (strip_width - width) must be a multiple of every speed
+    sprite_size: int = 8
+    bob_period: int = 28      # frames; divides every camera period, so revisits one period apart match
+
+
+DEFAULT_CONFIG = WorldConfig()
+
+
+@lru_cache(maxsize=None)
+def sprite_mask(shape: str, size: int) -> np.ndarray:
+    """Binary [size, size] mask; shapes differ by >= 12 pixels at size 8 so they are tellable apart."""
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    c = size / 2
+    if shape == "square":
+        return np.ones((size, size), bool)
+    if shape == "disk":
+        return (yy - c) ** 2 + (xx - c) ** 2 <= c * c
+    if shape == "triangle":   # apex up, 2 px wide at the top so no pixel is isolated
+        half_width = np.ceil((np.floor(yy) + 1) / 2) * (c / np.ceil(size / 2))
+        return np.abs(xx - c) <= half_width
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _layout_rng(spec: WorldSpec, seed: int) -> np.random.Generator:
+    return np.random.default_rng([zlib.crc32(spec.prompt.encode()), int(seed)])
+
+
+class ToyWorld:
+    """One (prompt, seed) world: `render(n_frames, start)` and `camera_x(n_frames, start)`."""
+
+    def __init__(self, prompt: str | WorldSpec, seed: int, config: WorldConfig = DEFAULT_CONFIG):
+        self.spec = parse_prompt(prompt) if isinstance(prompt, str) else prompt
+        self.seed, self.config = int(seed), config
+        span = config.strip_width - config.width
+        if span % self.spec.speed_px:
+            raise ValueError(f"strip span {span} is not a multiple of the camera speed {self.spec.speed_px}")
+        self.sweep = span // self.spec.speed_px          # frames for one pass across the strip
+        self.colours = self.spec.colours()                # [K, 3] uint8
+        rng = _layout_rng(self.spec, self.seed)
+        self.background = self._background_labels(rng)    # [H, Ws] uint8 band labels
+        self.sprites = self._sprite_layout(rng)           # list of (label, mask, x, y, amp, phase)
+
+    @property
+    def period(self) -> int:
+        return 2 * self.sweep
+
+    def camera_x(self, n_frames: int, start: int = 0) -> torch.Tensor:
+        """LongTensor [n]: ping-pong pan, 0 -> strip end -> 0, `speed` px per frame."""
+        phase = (np.arange(start, start + n_frames)) % self.period
+        steps = np.where(phase <= self.sweep, phase, self.period - phase)
+        return torch.from_numpy(steps * self.spec.speed_px).long()
+
+    # ---- layout (seed-dependent; the model must invent it) ---------------------------------
+    def _background_labels(self, rng: np.random.Generator) -> np.ndarray:
+        cfg, texture = self.config, self.spec.texture
+        H, x = cfg.height, np.arange(cfg.strip_width)
+        if texture == "calm":
+            bases, amps, wavelengths = [rng.uniform(0.4, 0.6) * H], [rng.uniform(2, 3.5)], [rng.uniform(48, 96)]
+        elif texture == "wavy":
+            bases = [rng.uniform(0.25, 0.35) * H, rng.uniform(0.62, 0.72) * H]
+            amps, wavelengths = rng.uniform(2, 3, 2), rng.uniform(32, 64, 2)
+        else:  # hilly: gentle horizon, big slow hills in front
+            bases = [rng.uniform(0.25, 0.32) * H, rng.uniform(0.65, 0.72) * H]
+            amps, wavelengths = [rng.uniform(1.5, 2.5), rng.uniform(3.5, 5)], rng.uniform(64, 128, 2)
+        heights, floor = [], 2.0
+        for base, amp, lam in zip(bases, amps, wavelengths):
+            y = base + amp * np.sin(2 * np.pi * x / lam + rng.uniform(0, 2 * np.pi))
+            y = np.clip(np.maximum(y, floor), 3, H - 3)   # bands stay >= 3 px thick, ordered
+            heights.append(y)
+            floor = y + 4
+        rows = np.arange(H)[:, None]
+        return sum((rows >= np.round(h)[None, :]).astype(np.uint8) for h in heights)
+
+    def _sprite_layout(self, rng: np.random.Generator) -> list[tuple]:
+        cfg, n = self.config, len(self.spec.sprites)
+        S, segment = cfg.sprite_size, cfg.strip_width / n
+        sprites = []
+        for i, sp in enumerate(self.spec.sprites):      # one sprite per strip segment: never overlap
+            x = int(rng.integers(int(i * segment) + 4, int((i + 1) * segment) - S - 4 + 1))
+            amp = int(rng.integers(0, 3))
+            y = int(rng.integers(2 + amp, cfg.height - S - 2 - amp + 1))
+            label = self.spec.n_bands + i
+            sprites.append((label, sprite_mask(sp.shape, S), x, y, amp, rng.uniform(0, 2 * np.pi)))
+        return sprites
+
+    # ---- rendering --------------------------------------------------------------------------
+    def labels(self, n_frames: int, start: int = 0) -> np.ndarray:
+        """uint8 [n, H, W] palette indices of the frames start .. start + n - 1."""
+        cfg = self.config
+        t = np.arange(start, start + n_frames)
+        strips = np.repeat(self.background[None], n_frames, axis=0)
+        S = cfg.sprite_size
+        for label, mask, x, y, amp, phase in self.sprites:
+            bob = np.round(amp * np.sin(2 * np.pi * t / cfg.bob_period + phase)).astype(int)
+            for i, dy in enumerate(bob):
+                region = strips[i, y + dy: y + dy + S, x: x + S]
+                region[mask] = label
+        cols = self.camera_x(n_frames, start).numpy()[:, None] + np.arange(cfg.width)[None, :]
+        return np.take_along_axis(strips, np.repeat(cols[:, None, :], cfg.height, axis=1), axis=2)
+
+    def render(self, n_frames: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 [n, H, W, 3] frames, LongTensor [n] camera x) for frames start .. start + n - 1."""
+        frames = self.colours[self.labels(n_frames, start)]
+        return torch.from_numpy(frames), self.camera_x(n_frames, start)
+
+
+def render(spec: str | WorldSpec, seed: int, n_frames: int,
+           config: WorldConfig = DEFAULT_CONFIG) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames uint8 [n, H, W, 3] and poses LongTensor [n] of a (prompt, seed) world from frame 0."""
+    return ToyWorld(spec, seed, config).render(n_frames)
+
+
+# ---- splits and training clips ------------------------------------------------------------
+SPLIT_SEEDS = {"train": range(0, 1_000_000), "heldout": range(1_000_000, 1_100_000)}
+
+
+def split_pairs(split: str, n: int, offset: int = 0) -> list[tuple[str, int]]:
+    """The first n (prompt, seed) pairs of a split; the prompt is drawn from the seed, so the two
+    splits share the prompt vocabulary but never a (prompt, seed) world (their seeds are disjoint)."""
+    seeds = SPLIT_SEEDS[split]
+    if offset + n > len(seeds):
+        raise ValueError(f"split {split!r} has {len(seeds)} seeds, asked for {offset + n}")
+    return [(prompt_for_seed(s), s) for s in seeds[offset: offset + n]]
+
+
+def prompt_for_seed(seed: int) -> str:
+    from .prompts import sample_prompt
+    return sample_prompt(np.random.default_rng([0x70E, int(seed)]))
+
+
+@dataclass
+class ClipBatch:
+    frames: torch.Tensor        # uint8 [B, T, H, W, 3]
+    poses: torch.Tensor         # long [B, T] camera x in pixels
+    prompts: list[str]
+    seeds: list[int]
+
+    def images(self) -> torch.Tensor:
+        """float [B, T, 3, H, W] in [-1, 1]: the PixelCodec's image convention."""
+        return self.frames.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+
+
+def training_batches(batch_size: int, clip_frames: int = 24, split: str = "train", seed: int = 0,
+                     config: WorldConfig = DEFAULT_CONFIG):
+    """Endless iterator of ClipBatch: random worlds of the split, each at a random camera phase."""
+    rng = np.random.default_rng(seed)
+    seeds = SPLIT_SEEDS[split]
+    while True:
+        frames, poses, prompts, world_seeds = [], [], [], []
+        for world_seed in rng.integers(seeds.start, seeds.stop, batch_size):
+            world = ToyWorld(prompt_for_seed(int(world_seed)), int(world_seed), config)
+            start = int(rng.integers(0, world.period * 8))
+            frames.append(world.colours[world.labels(clip_frames, start)])
+            poses.append(world.camera_x(clip_frames, start).numpy())
+            prompts.append(world.spec.prompt)
+            world_seeds.append(int(world_seed))
+        # np.stack: torch.stack of uint8 is ~10x slower on CPU here
+        yield ClipBatch(torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(poses)), prompts, world_seeds)
