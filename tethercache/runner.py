@@ -56,13 +56,30 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def _missing_keys(cfg, prefix: str = "") -> list[str]:
+    """Mandatory (`???`) keys left unset, skipping interpolations that point at them."""
+    out = []
+    for key in cfg.keys():
+        if OmegaConf.is_interpolation(cfg, key) or key == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            out.append(f"{prefix}{key}")
+        elif OmegaConf.is_dict(cfg[key]):
+            out += _missing_keys(cfg[key], f"{prefix}{key}.")
+    return out
+
+
 def validate(cfg) -> Plan:
     """All checks that need no compute, before anything is built."""
+    missing = _missing_keys(cfg)
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: required, not set "
+                          f"(e.g. python run.py {missing[0]}=...)")
     try:
-        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except Exception as e:  # MissingMandatoryValue, interpolation errors
-        key = getattr(e, "full_key", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{key}: missing value (set it on the command line)") from None
+        OmegaConf.to_container(cfg, resolve=True)
+    except Exception as e:  # interpolation errors
+        key = getattr(e, "full_key", None) or "config"
+        raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
     check_backbone(cfg.backbone)
     chunk, horizon = cfg.backbone.chunk, int(cfg.horizon.frames)
     if horizon <= 0 or horizon % chunk:

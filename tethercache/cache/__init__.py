@@ -6,3 +6,7 @@ from .storage import EMPTY, MEMORY, RECENT, REGION_NAMES, SINK, KVCache
 
 __all__ = ["CachePolicy", "CacheSession", "KVCache", "POLICIES", "build_policy", "register",
            "EMPTY", "SINK", "MEMORY", "RECENT", "REGION_NAMES"]
+
+from .registry import _import_all
+
+_import_all()   # every policy module registers itself

@@ -1,0 +1,174 @@
+"""Cache storage + policies: region sizes and frame order over long rollouts, Self-Forcing's
+rolling index arithmetic, RoPE modes, no storage growth, and every registered policy's basics."""
+import pytest
+import torch
+
+from tethercache.cache import (EMPTY, MEMORY, POLICIES, RECENT, SINK, CacheSession,
+                               build_policy)
+from tethercache.errors import ConfigError
+from tethercache.sampling import SamplerConfig, generate
+
+C, T, H, D, LAYERS = 3, 2, 1, 4, 2
+
+
+def session_for(policy, horizon=3000):
+    policy.validate(C, horizon, 10**6)
+    return CacheSession(policy, layers=LAYERS, horizon=horizon, tokens_per_frame=T, heads=H,
+                        head_dim=D, rope_max=10**6)
+
+
+def step(session, start, passes=2):
+    """One chunk as the sampler drives it: denoising passes, then the committing clean pass."""
+    session.begin_chunk(torch.arange(start, start + C))
+    for p in range(passes + 1):
+        # K/V encode (frame id, pass) so that we can check what ended up where
+        kv = torch.arange(start, start + C, dtype=torch.float32).repeat_interleave(T)
+        kv = (kv + p / 10)[None, :, None, None].expand(1, C * T, H, D)
+        q = torch.randn(1, C * T, H, D)
+        if p == passes:
+            with session.commit_pass():
+                out = [session.attend(l, q, kv, kv) for l in range(LAYERS)]
+        else:
+            out = [session.attend(l, q, kv, kv) for l in range(LAYERS)]
+    session.end_chunk()
+    return out
+
+
+def self_forcing_reference(n_chunks, budget, sink):
+    """Self-Forcing's kv-cache index arithmetic (causal_model.py, reference §A.4) on frame ids."""
+    buf, local_end, global_end = [-1] * budget, 0, 0
+    history = []
+    for j in range(n_chunks):
+        start, end = j * C, j * C + C
+        if end > global_end and C + local_end > budget:
+            evicted = C + local_end - budget
+            rolled = local_end - evicted - sink
+            buf[sink:sink + rolled] = buf[sink + evicted: sink + evicted + rolled]
+            local_end = local_end + end - global_end - evicted
+        else:
+            local_end = local_end + end - global_end
+        buf[local_end - C: local_end] = list(range(start, end))
+        global_end = end
+        history.append(buf[:local_end])
+    return history
+
+
+@pytest.mark.parametrize("name,sink", [("window", 0), ("sink", 3), ("sink", 5)])
+def test_rolling_matches_self_forcing_over_400_chunks(name, sink):
+    budget = 21
+    cfg = {"name": name, "budget": budget} | ({"sink": sink} if name == "sink" else {})
+    s = session_for(build_policy(cfg))
+    ref = self_forcing_reference(420, budget, sink)
+    for j in range(420):
+        out = step(s, j * C)
+        for layer in range(LAYERS):
+            frames = s.cache.frame_ids(layer).tolist()
+            assert frames == ref[j]
+            regions = s.cache.regions[layer, : len(frames)].tolist()
+            assert regions == [SINK] * min(sink, len(frames)) + [RECENT] * (len(frames) - min(sink, len(frames)))
+            # cached K/V are the clean pass's (pass index 2 -> +0.2) and belong to their frame
+            k = out[layer].k[0, ::T, 0, 0]
+            assert torch.allclose(k, torch.tensor(frames, dtype=torch.float32) + 0.2)
+    assert s.cache.used[0] == budget
+
+
+def test_absolute_positions_are_frame_ids_relative_are_slots():
+    for rope in ("absolute", "relative"):
+        s = session_for(build_policy({"name": "sink", "budget": 9, "sink": 3, "rope": rope}))
+        for j in range(10):
+            out = step(s, j * C)[0]
+        frames = [0, 1, 2, 24, 25, 26, 27, 28, 29]
+        assert out.k_frames.tolist() == frames
+        if rope == "absolute":
+            assert out.k_pos.tolist() == frames and out.q_pos.tolist() == [27, 28, 29]
+        else:
+            assert out.k_pos.tolist() == list(range(9)) and out.q_pos.tolist() == [6, 7, 8]
+
+
+def test_storage_is_preallocated_and_does_not_grow():
+    s = session_for(build_policy({"name": "window", "budget": 21}))
+    ptr, n = s.cache.k.data_ptr(), s.cache.k.numel()
+    for j in range(50):
+        step(s, j * C)
+    assert s.cache.k.data_ptr() == ptr and s.cache.k.numel() == n
+    assert s.cache.capacity == 21
+
+
+def test_full_keeps_everything():
+    s = session_for(build_policy({"name": "full"}), horizon=60)
+    for j in range(20):
+        step(s, j * C)
+    assert s.cache.frame_ids(0).tolist() == list(range(60))
+
+
+def test_timeline_records_every_chunk(tmp_path):
+    import json
+
+    import numpy as np
+    s = session_for(build_policy({"name": "sink", "budget": 9, "sink": 3}))
+    for j in range(12):
+        step(s, j * C)
+    s.save_timeline(tmp_path / "t.npz")
+    tl = np.load(tmp_path / "t.npz")
+    assert tl["frames"].shape == (12, LAYERS, 9) and tl["regions"].shape == (12, LAYERS, 9)
+    assert tl["chunk_start"].tolist() == list(range(0, 36, 3))
+    assert tl["frames"][-1, 0].tolist() == [0, 1, 2, 30, 31, 32, 33, 34, 35]
+    assert len(json.loads(str(tl["stats_json"]))) == 12
+
+
+@pytest.mark.parametrize("cfg,key", [
+    ({"name": "nope"}, "cache.name"),
+    ({"name": "window", "budget": 2}, "cache.budget"),
+    ({"name": "window", "rope": "spiral"}, "cache.rope"),
+    ({"name": "window", "sink": 3}, "cache.sink"),            # not a window key
+    ({"name": "sink", "budget": 21, "sink": 19}, "cache.sink"),
+    ({"name": "sink", "budget": 21, "sink": -1}, "cache.sink"),
+])
+def test_bad_cache_config_names_the_key(cfg, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_policy(cfg).validate(C, 120, 1024)
+
+
+def test_absolute_rope_past_table_is_a_config_error():
+    with pytest.raises(ConfigError, match="cache.rope=absolute"):
+        build_policy({"name": "window"}).validate(C, 1050, 1024)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_policy_keeps_its_budget_over_a_long_rollout(name):
+    """Registry-wide invariants: never above budget, the current chunk is always the tail,
+    frames unique and increasing within each region, no empty slot inside the used range."""
+    policy = build_policy({"name": name})
+    s = session_for(policy, horizon=600)
+    for j in range(200):
+        out = step(s, j * C)
+        for layer in range(LAYERS):
+            frames = s.cache.frame_ids(layer)
+            regions = s.cache.regions[layer, : len(frames)]
+            assert len(frames) <= policy.budget
+            assert frames[-C:].tolist() == list(range(j * C, j * C + C))
+            assert len(set(frames.tolist())) == len(frames)
+            assert (regions != EMPTY).all()
+            for r in (SINK, MEMORY, RECENT):
+                f = frames[regions == r]
+                assert (f[1:] > f[:-1]).all()
+            assert out[layer].k.shape[1] == len(frames) * T
+
+
+def test_relative_rope_runs_past_the_rope_table():
+    """1050 latent frames (> 1024 RoPE positions) with a relative window on the tiny model."""
+    from conftest import perturbed_tiny
+    m = perturbed_tiny(layers=1)
+    c = m.config
+    policy = build_policy({"name": "window", "budget": 9, "rope": "relative"})
+    n = 1050
+    policy.validate(C, n, c.rope_max_positions)
+    s = CacheSession(policy, layers=c.layers, horizon=n, tokens_per_frame=16, heads=c.heads,
+                     head_dim=c.head_dim, record=False)
+    text = m.text_kv(torch.randn(1, 4, 32))
+    sampler = SamplerConfig(kind="euler", euler_steps=1)
+    with torch.no_grad():
+        chunks = list(generate(m, text, s, n_frames=n, chunk=C, latent_shape=(12, 8, 8), seed=0,
+                               sampler=sampler, progress=False))
+    assert len(chunks) == n // C and torch.isfinite(chunks[-1]).all()
+    assert s.cache.frame_ids(0).tolist() == list(range(n - 9, n))

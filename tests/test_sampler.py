@@ -1,0 +1,74 @@
+"""The Self-Forcing loop: schedule values, x0/re-noise algebra, determinism, streaming."""
+import pytest
+import torch
+
+from tethercache.cache import CacheSession, build_policy
+from tethercache.errors import ConfigError
+from tethercache.sampling import SamplerConfig, add_noise, flow_to_x0, generate
+
+
+def test_warped_steps_match_self_forcing():
+    sig = SamplerConfig().sigmas()
+    assert [round(s * 1000, 2) for s in sig] == [1000.0, 937.5, 833.33, 625.0]
+    assert SamplerConfig(warp=False).sigmas() == [1.0, 0.75, 0.5, 0.25]
+
+
+def test_euler_schedule_ends_at_zero_and_decreases():
+    sig = SamplerConfig(kind="euler", euler_steps=6, shift=3.0).sigmas()
+    assert sig[0] == 1.0 and sig[-1] == 0.0 and len(sig) == 7
+    assert all(a > b for a, b in zip(sig, sig[1:]))
+
+
+def test_x0_and_noise_are_inverse():
+    x0, noise = torch.randn(2, 4), torch.randn(2, 4)
+    xt = add_noise(x0, noise, 0.7)
+    assert torch.allclose(flow_to_x0(xt, noise - x0, 0.7), x0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw,key", [
+    ({"kind": "ddim"}, "kind"), ({"steps": [1200]}, "steps"), ({"steps": []}, "steps"),
+    ({"context_noise": -1}, "context_noise"), ({"kind": "euler", "euler_steps": 0}, "euler_steps"),
+    ({"shift": 0}, "shift"),
+])
+def test_bad_sampler_config(kw, key):
+    with pytest.raises(ConfigError, match=f"backbone.sampler.{key}"):
+        SamplerConfig(**kw).validate()
+
+
+def rollout(model, seed, sampler=None, n=12, policy="window"):
+    c = model.config
+    pol = build_policy({"name": policy, "budget": 6})
+    s = CacheSession(pol, layers=c.layers, horizon=n, tokens_per_frame=16, heads=c.heads,
+                     head_dim=c.head_dim)
+    text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
+    with torch.no_grad():
+        return torch.cat(list(generate(model, text, s, n_frames=n, chunk=3, latent_shape=(12, 8, 8),
+                                       seed=seed, sampler=sampler or SamplerConfig(), progress=False)), 2)
+
+
+def test_same_seed_is_bitwise_equal_and_seeds_differ(tiny_model):
+    a, b = rollout(tiny_model, 3), rollout(tiny_model, 3)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, rollout(tiny_model, 4))
+
+
+def test_context_noise_changes_the_cache_not_the_first_chunk(tiny_model):
+    """Context noise only affects what is written to the cache (and draws after chunk 0)."""
+    a = rollout(tiny_model, 0)
+    b = rollout(tiny_model, 0, SamplerConfig(context_noise=100))
+    assert torch.equal(a[:, :, :3], b[:, :, :3])
+    assert not torch.allclose(a[:, :, 3:], b[:, :, 3:])
+
+
+def test_generate_streams_one_chunk_per_yield(tiny_model):
+    c = tiny_model.config
+    s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
+                     tokens_per_frame=16, heads=c.heads, head_dim=c.head_dim)
+    text = tiny_model.text_kv(torch.randn(1, 4, 32))
+    it = generate(tiny_model, text, s, n_frames=9, chunk=3, latent_shape=(12, 8, 8), seed=0,
+                  sampler=SamplerConfig(), progress=False)
+    with torch.no_grad():
+        first = next(it)
+        assert first.shape == (1, 12, 3, 8, 8)
+        assert s.cache.frame_ids(0).tolist() == [0, 1, 2]     # nothing beyond chunk 0 yet
+        assert len(list(it)) == 2
