@@ -36,7 +36,8 @@ class WanRope:
                w_offset: torch.Tensor | None = None) -> torch.Tensor:
         """Angles [F*h*w, D/2] (float64) for frames at temporal positions `frame_pos` [F].
 
-        `w_offset` [F] shifts each frame's width axis (a camera-pose hook for the toy world).
+        `w_offset` [F] or [B, F] shifts each frame's width axis (a camera-pose hook for the toy
+        world); with a batch dimension the result is [B, F*h*w, D/2].
         """
         n = frame_pos.shape[0]
         at = self._axis(0, frame_pos)[:, None, None, :].expand(n, height, width, -1)
@@ -44,10 +45,15 @@ class WanRope:
         ah = ah[None, :, None, :].expand(n, height, width, -1)
         if w_offset is None:
             aw = aw[None, None, :, :].expand(n, height, width, -1)
-        else:
-            cols = torch.arange(width, dtype=torch.float64)[None, :] + w_offset.to(torch.float64).cpu()[:, None]
-            aw = self._axis(2, cols.reshape(-1)).reshape(n, 1, width, -1).expand(n, height, width, -1)
-        return torch.cat([at, ah, aw], dim=-1).reshape(n * height * width, -1)
+            return torch.cat([at, ah, aw], dim=-1).reshape(n * height * width, -1)
+        off = w_offset.to(torch.float64).cpu().reshape(-1, n)                   # [B, F]
+        cols = torch.arange(width, dtype=torch.float64)[None, None, :] + off[..., None]
+        aw = self._axis(2, cols.reshape(-1)).reshape(off.shape[0], n, 1, width, -1)
+        b = off.shape[0]
+        ang = torch.cat([at.expand(b, *at.shape), ah.expand(b, *ah.shape),
+                         aw.expand(b, n, height, width, -1)], dim=-1)
+        ang = ang.reshape(b, n * height * width, -1)
+        return ang if w_offset.ndim == 2 else ang[0]
 
     def cos_sin(self, frame_pos, height, width, w_offset=None, device=None):
         ang = self.angles(frame_pos, height, width, w_offset)
@@ -55,8 +61,10 @@ class WanRope:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved channel pairs of x [B, L, H, D] by angles cos/sin [L, D/2]."""
+    """Rotate interleaved channel pairs of x [B, L, H, D] by angles cos/sin [(B,) L, D/2]."""
     x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    if cos.ndim == 2:
+        cos, sin = cos[None], sin[None]
+    c, s = cos[:, :, None, :], sin[:, :, None, :]
     out = torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2)
     return out.type_as(x)

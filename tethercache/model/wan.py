@@ -140,8 +140,8 @@ class CausalWan(nn.Module):
 
         Without a cache the F frames attend to each other at temporal positions `frame_pos`
         (default 0..F-1), optionally under `attn_mask` [L, L]. With a cache, each layer attends
-        to what `cache.attend` returns. `poses` [N] (optional) shifts the RoPE width axis of
-        global frame i by poses[i] tokens: a camera-pose hook used only by the toy backbone.
+        to what `cache.attend` returns. `poses` [N] or [B, N] (optional) shifts the RoPE width
+        axis of global frame i by poses[..., i] tokens: a camera-pose hook of the toy backbone.
         """
         cfg = self.config
         B, _, n_frames, height, width = x.shape
@@ -214,8 +214,8 @@ class CausalWan(nn.Module):
             s = Attend(k, v, frame_pos, frame_pos, frame_ids, frame_ids)
         else:
             s = cache.attend(layer, q, k, v)
-        q_shift = None if poses is None else poses[s.q_frames]
-        k_shift = None if poses is None else poses[s.k_frames]
+        q_shift = None if poses is None else poses[..., s.q_frames]
+        k_shift = None if poses is None else poses[..., s.k_frames]
         qc, qs = self.rope.cos_sin(s.q_pos, hh, ww, q_shift, q.device)
         kc, ks = self.rope.cos_sin(s.k_pos, hh, ww, k_shift, q.device)
         q, keys = apply_rope(q, qc, qs), apply_rope(s.k, kc, ks)
