@@ -116,3 +116,13 @@ def test_bf16_close_to_fp32(tiny_model):
     out = m16(x, t, m16.text_kv(text)).float()
     rel = (out - ref).abs().mean() / ref.abs().mean()
     assert rel < 0.03
+
+
+@torch.no_grad()
+def test_chunked_causal_attention_equals_the_mask(tiny_model):
+    n = 12
+    x, text, t = inputs(n)
+    kv = tiny_model.text_kv(text)
+    T = tiny_model.tokens_per_frame(H, W)
+    ref = tiny_model(x, t, kv, attn_mask=block_causal_mask(n, C, T))
+    assert (tiny_model(x, t, kv, causal_chunk=C) - ref).abs().max() <= TOL

@@ -134,12 +134,15 @@ class CausalWan(nn.Module):
                 cache: KVCacheLike | None = None,
                 frame_pos: torch.Tensor | None = None,
                 attn_mask: torch.Tensor | None = None,
+                causal_chunk: int | None = None,
                 poses: torch.Tensor | None = None,
                 frame_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Flow prediction for latents x [B, C, F, H, W] at per-frame timesteps t [B, F] (or [B]).
 
         Without a cache the F frames attend to each other at temporal positions `frame_pos`
-        (default 0..F-1), optionally under `attn_mask` [L, L]. With a cache, each layer attends
+        (default 0..F-1), optionally under `attn_mask` [L, L] or block-causally over chunks of
+        `causal_chunk` frames (the same as `block_causal_mask`, computed chunk by chunk: faster on
+        CPU and no L x L mask). With a cache, each layer attends
         to what `cache.attend` returns. `poses` [N] or [B, N] (optional) shifts the RoPE width
         axis of global frame i by poses[..., i] tokens: a camera-pose hook of the toy backbone.
         """
@@ -165,7 +168,7 @@ class CausalWan(nn.Module):
             frame_pos = frame_ids.to(torch.float64)
         for layer, blk in enumerate(net.blocks):
             h = self._block(layer, blk, h, tproj, text.kv[layer], cache, (n_frames, hh, ww),
-                            frame_pos, frame_ids, attn_mask, poses)
+                            frame_pos, frame_ids, (attn_mask, causal_chunk), poses)
 
         shift, scale = (net.scale_shift_table[None].float() + temb).unbind(2)   # [B, F, dim]
         h = self._modulate(net.norm_out, h, scale, shift, n_frames, T)
@@ -219,8 +222,15 @@ class CausalWan(nn.Module):
         qc, qs = self.rope.cos_sin(s.q_pos, hh, ww, q_shift, q.device)
         kc, ks = self.rope.cos_sin(s.k_pos, hh, ww, k_shift, q.device)
         q, keys = apply_rope(q, qc, qs), apply_rope(s.k, kc, ks)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys.transpose(1, 2), s.v.transpose(1, 2), attn_mask=attn_mask)
+        mask, causal_chunk = attn_mask
+        q, keys, vals = q.transpose(1, 2), keys.transpose(1, 2), s.v.transpose(1, 2)
+        if causal_chunk:
+            step = causal_chunk * hh * ww
+            out = torch.cat([F.scaled_dot_product_attention(q[:, :, i:i + step], keys[:, :, :i + step],
+                                                            vals[:, :, :i + step])
+                             for i in range(0, q.shape[2], step)], dim=2)
+        else:
+            out = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask)
         out = out.transpose(1, 2).flatten(2).type_as(y)
         return a.to_out[0](out)
 
@@ -235,15 +245,16 @@ SIZES = {
     "self_forcing": WanConfig(),
     "tiny": WanConfig(dim=64, ffn_dim=128, heads=2, layers=2, in_channels=12, out_channels=12,
                       text_dim=32, freq_dim=32),
+    # the embedded toy world's model: 32x32 frames, pixel-unshuffle 2 + patch 2 -> 64 tokens
+    "toy": WanConfig(dim=128, ffn_dim=384, heads=4, layers=4, in_channels=12, out_channels=12,
+                     text_dim=64, freq_dim=64),
 }
 
 
 def config_from_dict(d: dict) -> WanConfig:
+    """`{size: <name>, <field>: value, ...}`: a named size with overrides, or explicit fields."""
     d = dict(d)
+    base = asdict(SIZES[d.pop("size")]) if "size" in d else {}
     if "patch_size" in d:
         d["patch_size"] = tuple(d["patch_size"])
-    return WanConfig(**d)
-
-
-def asdict_config(cfg: WanConfig) -> dict:
-    return asdict(cfg)
+    return WanConfig(**{**base, **d})
