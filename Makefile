@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 
-.PHONY: setup run test test-all bench tables clean
+.PHONY: setup run test test-all bench toy-model tables clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,14 @@ test-all: setup
 
 bench: setup
 	$(PY) experiments/bench_cache.py
+	$(PY) experiments/bench_cache.py --backbone toy --policies window tether
+
+# Retrain the shipped toy weights (about 50 min on 2 CPU cores); see its MODEL_CARD.md.
+toy-model: setup
+	$(PY) -m tethercache.toyworld.train --steps 2400
+
+tables: setup
+	$(PY) -m analysis.tables outputs/ --out tables/
 
 clean:
 	rm -rf $(VENV) outputs/*/ .pytest_cache

@@ -19,7 +19,9 @@ from tethercache.runner import execute
 def main(cfg):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        record = execute(cfg, run_dir)
+        choices = dict(HydraConfig.get().runtime.choices)
+        record = execute(cfg, run_dir, choices={k: v for k, v in choices.items()
+                                                 if not k.startswith("hydra")})
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         # Nothing but Hydra's own bookkeeping was written: remove it, leave no run behind.

@@ -11,10 +11,16 @@ from tethercache.sampling import SamplerConfig, generate
 C, T, H, D, LAYERS = 3, 2, 1, 4, 2
 
 
+def pingpong_poses(n, sweep=28):
+    """A camera that pans one step per frame and back, like the toy world's."""
+    phase = torch.arange(n) % (2 * sweep)
+    return torch.where(phase <= sweep, phase, 2 * sweep - phase).float()
+
+
 def session_for(policy, horizon=3000):
     policy.validate(C, horizon, 10**6)
     return CacheSession(policy, layers=LAYERS, horizon=horizon, tokens_per_frame=T, heads=H,
-                        head_dim=D, rope_max=10**6)
+                        head_dim=D, rope_max=10**6, poses=pingpong_poses(horizon))
 
 
 def step(session, start, passes=2):
@@ -172,3 +178,23 @@ def test_relative_rope_runs_past_the_rope_table():
                                sampler=sampler, progress=False))
     assert len(chunks) == n // C and torch.isfinite(chunks[-1]).all()
     assert s.cache.frame_ids(0).tolist() == list(range(n - 9, n))
+
+
+def test_oracle_memory_holds_the_closest_pose_frames_with_their_clean_kv():
+    s = session_for(build_policy({"name": "oracle"}), horizon=600)
+    poses = s.cache.poses
+    for j in range(60):
+        out = step(s, j * C)
+        first = j * C
+        history = list(range(3, max(3, first - 1)))
+        frames = s.cache.frame_ids(0).tolist()
+        regions = s.cache.regions[0, : len(frames)].tolist()
+        memory = [f for f, r in zip(frames, regions) if r == MEMORY]
+        if len(history) > 14:
+            d = {h: abs(float(poses[h] - poses[first:first + 3].mean())) for h in history}
+            worst_kept = max(d[m] for m in memory)
+            assert all(d[h] >= worst_kept for h in history if h not in memory)
+            assert len(memory) == 14 and memory == sorted(memory)
+        # memory K/V are the clean-pass K/V (pass 2 -> +0.2) of those very frames
+        k = out[0].k[0, ::T, 0, 0]
+        assert torch.allclose(k[:len(frames) - 3], torch.tensor(frames[:-3], dtype=torch.float32) + 0.2)

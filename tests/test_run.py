@@ -67,6 +67,8 @@ def composed(overrides):
     (["eval.name=magic"], "eval.name"),
     (["samples_per_prompt=0"], "samples_per_prompt"),
     (["device=cuda:7"], "device"),
+    (["backbone=toy", "prompts.texts=[a cat on a sofa]"], "prompts.texts[0]"),
+    (["cache=oracle"], "cache.name"),                                   # needs a toy backbone
 ])
 def test_validation_names_the_key(overrides, key):
     import torch

@@ -88,9 +88,19 @@ def validate(cfg) -> Plan:
     policy = build_policy(OmegaConf.to_container(cfg.cache, resolve=True))
     policy.validate(chunk, horizon, model_config(cfg.backbone).rope_max_positions)
     prompts = load_prompts(cfg.prompts)
+    if cfg.backbone.text.kind == "grammar":            # toy prompts must parse before compute
+        from .toyworld.prompts import PromptError, parse_prompt
+        for i, p in enumerate(prompts):
+            try:
+                parse_prompt(p)
+            except PromptError as e:
+                raise ConfigError(f"prompts.texts[{i}]: {e}") from None
     for key in ("samples_per_prompt", "batch"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"{key}={cfg[key]}: must be >= 1")
+    if policy.needs_poses and not cfg.backbone.get("poses", False):
+        raise ConfigError(f"cache.name={policy.name}: needs camera poses, i.e. a toy-world "
+                          f"backbone (backbone={cfg.backbone.name})")
     from .eval.registry import check_evaluator
     check_evaluator(cfg)
     return Plan(policy, prompts, horizon, resolve_device(cfg.device))
@@ -117,7 +127,7 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
     session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon,
                            tokens_per_frame=bb.tokens_per_frame, heads=c.heads,
                            head_dim=c.head_dim, batch=cfg.batch, dtype=model.dtype,
-                           device=plan.device, rope_max=c.rope_max_positions)
+                           device=plan.device, rope_max=c.rope_max_positions, poses=poses)
     text = model.text_kv(bb.text_encoder.encode([prompt] * cfg.batch).to(plan.device))
     stream = bb.codec.decoder()
     chunk_s, decoded = [], []
@@ -143,7 +153,7 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
             "kv_cache_mb": session.cache.nbytes / 2**20, "policy_stats": session.timeline["stats"]}
 
 
-def execute(cfg, run_dir) -> dict:
+def execute(cfg, run_dir, choices: dict | None = None) -> dict:
     run_dir = Path(run_dir)
     plan = validate(cfg)
     if cfg.backbone.get("threads"):
@@ -163,8 +173,8 @@ def execute(cfg, run_dir) -> dict:
             out = generate_sample(bb, plan, cfg, prompt, seed, run_dir / "videos" / f"{sid}.mp4",
                                   run_dir / "timelines" / f"{sid}.npz", poses)
             gen_s = time.perf_counter() - t0
-            result = evaluator.evaluate(out["frames"], prompt=prompt, seed=seed, poses=poses,
-                                        sample_id=sid, run_dir=run_dir)
+            result = evaluator.evaluate(out["frames"], prompt=prompt, seed=seed, sample_id=sid,
+                                        run_dir=run_dir)
             if result is not None:
                 metrics[sid] = result
             cs = out["chunk_seconds"]
@@ -174,12 +184,13 @@ def execute(cfg, run_dir) -> dict:
                             "seconds": gen_s, "chunk_seconds": cs,
                             "chunk_seconds_median": sorted(cs)[len(cs) // 2],
                             "kv_cache_mb": out["kv_cache_mb"]})
-            logger.log_sample(samples[-1], metrics.get(sid))
+            logger.log_sample(samples[-1], result["full"].metrics() if result else None)
     summary = evaluator.summarize(metrics, run_dir) if metrics else {}
     if summary:
         _write_json(run_dir / "metrics.json", summary)
     record = {
         "status": "complete",
+        "choices": choices or {},          # config-group options, e.g. cache: tether_no_tame
         "backbone": cfg.backbone.name, "cache": OmegaConf.to_container(cfg.cache, resolve=True),
         "policy": plan.policy.name, "horizon": cfg.horizon.name, "latent_frames": plan.horizon,
         "seed": int(cfg.seed), "device": plan.device, "dtype": cfg.backbone.dtype,

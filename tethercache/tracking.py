@@ -28,10 +28,11 @@ class WandbLogger:
         for i, s in enumerate(sample["chunk_seconds"]):
             self.run.log({f"{sample['id']}/chunk_seconds": s, "chunk": i})
         if metrics:
-            self.run.log({f"{sample['id']}/{k}": v for k, v in metrics.get("video", {}).items()})
+            self.run.log({f"{sample['id']}/{k}": v for k, v in metrics.items()
+                          if isinstance(v, (int, float))})
 
     def finish(self, summary: dict) -> None:
-        flat = {k: v for k, v in summary.get("mean", {}).items() if isinstance(v, (int, float))}
+        flat = {k: v for k, v in summary.get("summary", {}).items() if isinstance(v, (int, float))}
         self.run.summary.update(flat)
         self.run.finish()
 

@@ -25,6 +25,7 @@ class CachePolicy:
     budget: int = 21            # frames attended per layer, the current chunk included
     rope: str = "absolute"
     name: ClassVar[str] = "base"
+    needs_poses: ClassVar[bool] = False     # True: only for backbones that know camera poses
 
     # ---- configuration ------------------------------------------------------------------
     def capacity(self, horizon: int) -> int:

@@ -19,10 +19,11 @@ from .storage import KVCache
 class CacheSession:
     def __init__(self, policy: CachePolicy, *, layers: int, horizon: int, tokens_per_frame: int,
                  heads: int, head_dim: int, batch: int = 1, dtype=torch.float32, device="cpu",
-                 rope_max: int = 1024, record: bool = True):
+                 rope_max: int = 1024, record: bool = True, poses: torch.Tensor | None = None):
         self.policy = policy
         self.cache = KVCache(layers, policy.capacity(horizon), tokens_per_frame, heads, head_dim,
                              batch, dtype, device)
+        self.cache.poses = poses           # per global frame (toy camera pose), for policies that use it
         self.rope_max = rope_max
         self.chunk_frames: torch.Tensor | None = None
         self.chunk_slots: list[slice] = [slice(0, 0)] * layers

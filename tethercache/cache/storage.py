@@ -20,6 +20,7 @@ class KVCache:
         self.frames = torch.full((layers, capacity), -1, dtype=torch.long)   # global frame ids
         self.regions = torch.zeros((layers, capacity), dtype=torch.int8)
         self.used = [0] * layers
+        self.poses: torch.Tensor | None = None        # optional per-frame metadata (toy camera pose)
         self.layers, self.capacity, self.tokens_per_frame = layers, capacity, tokens_per_frame
 
     @property

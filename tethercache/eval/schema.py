@@ -107,8 +107,8 @@ def write_clip_csv(path: str | Path, videos: Iterable[VideoScores]) -> Path:
     return path
 
 
-def write_metrics_json(path: str | Path, videos: Iterable[VideoScores]) -> Path:
-    """metrics.json: per-video metrics plus their mean over videos (NaN written as null)."""
+def summarize_videos(videos: Iterable[VideoScores]) -> dict:
+    """Per-video metrics plus their mean over videos (NaN as None, JSON-ready)."""
     per_video = [v.metrics() for v in videos]
     numeric = [k for k, val in per_video[0].items() if isinstance(val, (int, float))] if per_video else []
     summary = {}
@@ -116,5 +116,10 @@ def write_metrics_json(path: str | Path, videos: Iterable[VideoScores]) -> Path:
         vals = [m[k] for m in per_video if isinstance(m.get(k), (int, float)) and not math.isnan(m[k])]
         summary[k] = sum(vals) / len(vals) if vals else None
     clean = lambda m: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()}
-    Path(path).write_text(json.dumps({"summary": summary, "videos": [clean(m) for m in per_video]}, indent=2))
+    return {"summary": summary, "videos": [clean(m) for m in per_video]}
+
+
+def write_metrics_json(path: str | Path, videos: Iterable[VideoScores]) -> Path:
+    """metrics.json: per-video metrics plus their mean over videos (NaN written as null)."""
+    Path(path).write_text(json.dumps(summarize_videos(videos), indent=2))
     return Path(path)

@@ -34,10 +34,19 @@ class Backbone:
         return self.model.tokens_per_frame(*self.latent_shape[1:])
 
 
+def resolve_path(value) -> Path:
+    """A local path; `pkg://tethercache/...` points inside the installed package (shipped weights)."""
+    value = str(value)
+    if value.startswith("pkg://"):
+        import tethercache
+        return Path(tethercache.__file__).parent.parent / value[len("pkg://"):]
+    return Path(value).expanduser()
+
+
 def _require_path(key: str, value) -> Path:
     if value in (None, "", "???"):
         raise ConfigError(f"{key}: required (a local path); nothing is downloaded at run time")
-    path = Path(str(value)).expanduser()
+    path = resolve_path(value)
     if not path.exists():
         raise ConfigError(f"{key}={value}: path not found")
     return path
@@ -79,13 +88,13 @@ def sampler_config(bcfg) -> SamplerConfig:
         raise ConfigError(f"backbone.sampler: {e}") from None
 
 
-def _text_encoder(tcfg, device, dtype):
+def _text_encoder(tcfg, text_dim, device, dtype):
     if tcfg.kind == "hash":
         from .hash_text import HashTextEncoder
         return HashTextEncoder(tcfg.dim, tcfg.get("tokens", 16))
     if tcfg.kind == "grammar":
         from ..toyworld.text import GrammarTextEncoder
-        return GrammarTextEncoder()
+        return GrammarTextEncoder(text_dim)
     from .text import UMT5TextEncoder
     return UMT5TextEncoder(tcfg.path, dtype=dtype, device=device,
                            max_length=tcfg.get("max_length", 512))
@@ -102,7 +111,7 @@ def _pose_fn(bcfg):
     """Toy backbones are conditioned on the camera pose of the world the prompt describes."""
     if not bcfg.get("poses", False):
         return None
-    from ..toyworld import camera_poses
+    from ..toyworld.conditioning import camera_poses
     return camera_poses
 
 
@@ -112,9 +121,9 @@ def build_backbone(bcfg, device: str = "cpu") -> Backbone:
     model = CausalWan(model_config(bcfg))
     if bcfg.get("weights"):
         from .loading import load_wan_weights
-        load_wan_weights(model, bcfg.weights, use_ema=bcfg.get("use_ema", True))
+        load_wan_weights(model, resolve_path(bcfg.weights), use_ema=bcfg.get("use_ema", True))
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     return Backbone(
-        name=bcfg.name, model=model, text_encoder=_text_encoder(bcfg.text, device, dtype),
+        name=bcfg.name, model=model, text_encoder=_text_encoder(bcfg.text, model.config.text_dim, device, dtype),
         codec=_codec(bcfg.codec, device, dtype), latent_shape=tuple(bcfg.latent),
         chunk=bcfg.chunk, sampler=sampler_config(bcfg), pose_fn=_pose_fn(bcfg))

@@ -20,6 +20,7 @@ class WanRope:
             1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.float64) / d)) for d in self.split
         ]
         self._grid_cache: dict = {}
+        self._memo: dict = {}
 
     def _axis(self, axis: int, pos: torch.Tensor) -> torch.Tensor:
         return torch.outer(pos.to(torch.float64).cpu(), self.inv_freq[axis])  # [N, d/2]
@@ -56,8 +57,19 @@ class WanRope:
         return ang if w_offset.ndim == 2 else ang[0]
 
     def cos_sin(self, frame_pos, height, width, w_offset=None, device=None):
-        ang = self.angles(frame_pos, height, width, w_offset)
-        return ang.cos().float().to(device), ang.sin().float().to(device)
+        """float32 (cos, sin) on `device`, memoised: every layer and denoising pass of a chunk
+        asks for the same positions, so they are computed once per chunk, not once per call."""
+        key = (frame_pos.to(torch.float64).cpu().numpy().tobytes(), height, width, str(device),
+               None if w_offset is None else
+               (tuple(w_offset.shape), w_offset.to(torch.float64).cpu().numpy().tobytes()))
+        hit = self._memo.get(key)
+        if hit is None:
+            ang = self.angles(frame_pos, height, width, w_offset)
+            hit = (ang.cos().float().to(device), ang.sin().float().to(device))
+            if len(self._memo) >= 16:
+                self._memo.pop(next(iter(self._memo)))     # oldest first
+            self._memo[key] = hit
+        return hit
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -24,18 +24,12 @@ from safetensors.torch import save_file
 
 from ..model.codec import PixelCodec
 from ..model.wan import SIZES, CausalWan
+from .conditioning import CODEC_FACTOR, PX_PER_TOKEN, pose_tokens
 from .text import GrammarTextEncoder
 from .world import training_batches
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 CHUNK = 3
-CODEC_FACTOR = 2            # pixel-unshuffle 2, then the model's 2x2 patch: 4x4 px per token
-PX_PER_TOKEN = CODEC_FACTOR * 2
-
-
-def pose_tokens(camera_x: torch.Tensor) -> torch.Tensor:
-    """Camera x in pixels -> the RoPE width offset in tokens."""
-    return camera_x.float() / PX_PER_TOKEN
 
 
 class Trainer:

@@ -1,0 +1,20 @@
+"""What the toy backbone is conditioned on besides the prompt: the camera pose, as a shift of
+the RoPE width axis in token units (so every token carries its world column)."""
+from __future__ import annotations
+
+import torch
+
+from .world import ToyWorld
+
+CODEC_FACTOR = 2                      # pixel-unshuffle 2, then the model's 2x2 patch
+PX_PER_TOKEN = CODEC_FACTOR * 2
+
+
+def pose_tokens(camera_x: torch.Tensor) -> torch.Tensor:
+    """Camera x in pixels -> RoPE width offset in tokens."""
+    return camera_x.float() / PX_PER_TOKEN
+
+
+def camera_poses(prompt: str, seed: int, n_frames: int) -> torch.Tensor:
+    """The pose of every latent frame of a rollout of `prompt` (the camera path is known)."""
+    return pose_tokens(ToyWorld(prompt, seed).camera_x(n_frames))
