@@ -15,7 +15,8 @@ from tethercache.video import read_mp4
 
 def test_tiny_window_30s_writes_video_record_and_timeline(tmp_path):
     out = tmp_path / "run"
-    r = run_cli(["backbone=tiny", "cache=window", "horizon=30s", f"hydra.run.dir={out}", "progress=false"])
+    r = run_cli(["backbone=tiny", "eval=none", "cache=window", "horizon=30s", f"hydra.run.dir={out}",
+                 "progress=false"])
     assert r.returncode == 0, r.stderr
     frames, fps = read_mp4(out / "videos" / "p000s0.mp4")
     assert fps == 16 and len(frames) == 120 * 4           # 30 s at 16 fps
@@ -39,15 +40,18 @@ def test_tiny_window_30s_writes_video_record_and_timeline(tmp_path):
 ])
 def test_cli_rejects_bad_input_before_compute(tmp_path, args, key):
     out = tmp_path / "run"
-    r = run_cli([*args, f"hydra.run.dir={out}"])
+    r = run_cli(["backbone=tiny", "eval=none", *args, f"hydra.run.dir={out}"])
     assert r.returncode != 0
     assert key in r.stderr
     assert not (out / "record.json").exists() and not (out / "videos").exists()
 
 
-def composed(overrides):
+def composed(overrides, backbone="tiny"):
+    """Compose with tiny/none/window unless the overrides choose those groups themselves."""
+    base = [o for o in (f"backbone={backbone}", "eval=none", "cache=window")
+            if not any(x.startswith(o.split("=")[0] + "=") for x in overrides)]
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides)
+        return compose("config", overrides=[*base, *overrides])
 
 
 @pytest.mark.parametrize("overrides,key", [
@@ -67,7 +71,7 @@ def composed(overrides):
     (["eval.name=magic"], "eval.name"),
     (["samples_per_prompt=0"], "samples_per_prompt"),
     (["device=cuda:7"], "device"),
-    (["backbone=toy", "prompts.texts=[a cat on a sofa]"], "prompts.texts[0]"),
+    (["backbone=toy", "backbone.weights=null", "prompts.texts=[a cat on a sofa]"], "prompts.texts[0]"),
     (["cache=oracle"], "cache.name"),                                   # needs a toy backbone
 ])
 def test_validation_names_the_key(overrides, key):
@@ -84,15 +88,16 @@ def test_every_config_group_option_composes_and_validates_or_names_a_required_pa
     for group in ("cache", "horizon", "prompts", "backbone", "eval", "logger"):
         for f in sorted((ROOT / "conf" / group).glob("*.yaml")):
             try:
-                validate(composed([f"{group}={f.stem}"]))
+                validate(composed([f"{group}={f.stem}"], backbone="tiny" if group != "backbone" else f.stem))
             except ConfigError as e:      # options that need user paths say which
-                assert any(k in str(e) for k in ("weights", "prompts.file", "wan_dir", "path", "eval=")), str(e)
+                assert any(k in str(e) for k in ("weights", "prompts.file", "wan_dir", "path", "eval=", "toy-world")), str(e)
 
 
 def test_multirun_sweep_with_basic_and_submitit_local_launchers(tmp_path):
     for launcher in ("basic", "submitit_local"):
         sweep = tmp_path / launcher
-        r = run_cli(["-m", f"hydra/launcher={launcher}", "cache=window,sink", "horizon=5s",
+        r = run_cli(["-m", f"hydra/launcher={launcher}", "backbone=tiny", "eval=none",
+                     "cache=window,sink", "horizon=5s",
                      f"hydra.sweep.dir={sweep}", "progress=false"])
         assert r.returncode == 0, r.stderr[-2000:]
         records = sorted(sweep.glob("*/record.json"))
@@ -103,7 +108,8 @@ def test_multirun_sweep_with_basic_and_submitit_local_launchers(tmp_path):
 
 def test_wandb_offline_run_is_written(tmp_path):
     out = tmp_path / "run"
-    r = run_cli(["logger=wandb", "horizon=5s", f"hydra.run.dir={out}", "progress=false"])
+    r = run_cli(["logger=wandb", "backbone=tiny", "eval=none", "cache=window", "horizon=5s",
+                 f"hydra.run.dir={out}", "progress=false"])
     assert r.returncode == 0, r.stderr[-2000:]
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))

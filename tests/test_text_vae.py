@@ -3,19 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import AutoencoderKLWan
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from tethercache.model.codec import to_uint8
+from tiny_checkpoints import LATENT_MEAN as MEAN, LATENT_STD as STD, VOCAB, write_text_encoder, write_vae
 from tethercache.model.text import TextEncoder, UMT5TextEncoder
 from tethercache.model.vae import WanVAECodec
 
-WORDS = "a cat dog runs jumps over the red fence in snow".split()
-VOCAB = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(WORDS)}}
 PROMPTS = ["a red cat runs", "the dog jumps over a red fence in  the\n snow"]
-MEAN = [0.5, -1.0, 0.25, 2.0]
-STD = [2.0, 0.5, 1.5, 3.0]
 
 
 # ---- text ---------------------------------------------------------------------------------
@@ -23,16 +17,7 @@ STD = [2.0, 0.5, 1.5, 3.0]
 def wan_dir(tmp_path_factory):
     """A tiny Wan2.1-T2V-1.3B-Diffusers lookalike: tokenizer/ and text_encoder/."""
     root = tmp_path_factory.mktemp("Wan2.1-T2V-1.3B-Diffusers")
-    tok = Tokenizer(models.WordLevel(VOCAB, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(root / "tokenizer")
-    torch.manual_seed(0)
-    config = UMT5Config(vocab_size=len(VOCAB), d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                        num_heads=4, relative_attention_num_buckets=8, pad_token_id=0,
-                        eos_token_id=1, decoder_start_token_id=0)
-    UMT5EncoderModel(config).save_pretrained(root / "text_encoder")
+    write_text_encoder(root)
     return root
 
 
@@ -82,10 +67,7 @@ def test_umt5_missing_path(tmp_path):
 def vae_root(tmp_path_factory):
     """Tiny random AutoencoderKLWan with Wan's strides (x8 spatial, x4 temporal) in <root>/vae."""
     root = tmp_path_factory.mktemp("wan_vae")
-    torch.manual_seed(0)
-    AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                     temperal_downsample=[False, True, True], latents_mean=MEAN,
-                     latents_std=STD).save_pretrained(root / "vae")
+    write_vae(root)
     return root
 
 

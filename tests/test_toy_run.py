@@ -32,7 +32,7 @@ def test_camera_poses_follow_the_prompt_speed():
 
 def test_toy_run_writes_metrics_clips_and_plot(tmp_path):
     out = tmp_path / "run"
-    r = run_cli(["backbone=toy", "backbone.weights=null", "backbone.require_weights=false",
+    r = run_cli(["backbone=toy", "backbone.weights=null",
                  "eval=toy", "horizon=5s", "cache=tether", "progress=false", f"hydra.run.dir={out}"])
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())

@@ -156,6 +156,8 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
 def execute(cfg, run_dir, choices: dict | None = None) -> dict:
     run_dir = Path(run_dir)
     plan = validate(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.backbone.get("threads"):
         torch.set_num_threads(int(cfg.backbone.threads))
     t_start = time.perf_counter()

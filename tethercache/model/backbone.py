@@ -62,8 +62,10 @@ def model_config(bcfg) -> WanConfig:
 def check_backbone(bcfg) -> None:
     """Everything about `cfg.backbone` that can be checked without loading weights."""
     model_config(bcfg)
-    if bcfg.get("weights") is not None or bcfg.get("require_weights", False):
+    if bcfg.get("weights") is not None:
         _require_path("backbone.weights", bcfg.get("weights"))
+    elif bcfg.get("require_weights", False):
+        _require_path("backbone.weights", None)
     if bcfg.text.kind not in TEXT_KINDS:
         raise ConfigError(f"backbone.text.kind={bcfg.text.kind!r}: must be one of {TEXT_KINDS}")
     if bcfg.codec.kind not in CODEC_KINDS:
