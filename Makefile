@@ -31,7 +31,7 @@ bench: setup
 
 # Retrain the shipped toy weights (about 50 min on 2 CPU cores); see its MODEL_CARD.md.
 toy-model: setup
-	$(PY) -m tethercache.toyworld.train --steps 2400
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train --steps 2000
 
 tables: setup
 	$(PY) -m analysis.tables outputs/ --out tables/

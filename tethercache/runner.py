@@ -136,7 +136,8 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
     with Mp4Writer(video_path, fps=bb.codec.fps, scale=view_scale) as writer:
         chunks = generate(model, text, session, n_frames=plan.horizon, chunk=bb.chunk,
                           latent_shape=bb.latent_shape, seed=seed, sampler=bb.sampler,
-                          batch=cfg.batch, poses=poses, progress=cfg.progress, device=plan.device)
+                          batch=cfg.batch, poses=poses, progress=cfg.progress, device=plan.device,
+                          initial=bb.start_latents(prompt, seed, cfg.batch))
         while True:
             t0 = time.perf_counter()
             latents = next(chunks, None)

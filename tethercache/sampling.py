@@ -66,8 +66,14 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tens
 
 def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: tuple[int, int, int],
              seed: int, sampler: SamplerConfig, batch: int = 1, poses: torch.Tensor | None = None,
-             progress: bool = True, device=None) -> Iterator[torch.Tensor]:
-    """Yield the clean latents [B, C, chunk, h, w] of each chunk as soon as it is done."""
+             progress: bool = True, device=None,
+             initial: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """Yield the clean latents [B, C, chunk, h, w] of each chunk as soon as it is done.
+
+    `initial` [B, C, n0, h, w] (n0 a multiple of the chunk): given leading frames (Self-Forcing's
+    `initial_latent`, video extension): each of their chunks is only written to the cache by a
+    clean pass, then yielded unchanged; generation starts after them.
+    """
     device = device or model.device
     gen = torch.Generator().manual_seed(seed)
     sigmas = sampler.sigmas()
@@ -84,6 +90,13 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
     for start in tqdm(range(0, n_frames, chunk), disable=not progress, unit="chunk",
                       desc="generate"):
         session.begin_chunk(torch.arange(start, start + chunk))
+        if initial is not None and start < initial.shape[2]:
+            x0 = initial[:, :, start:start + chunk].to(device)
+            with session.commit_pass():
+                run(x0, 0.0)
+            session.end_chunk()
+            yield x0
+            continue
         x = randn(shape)
         if sampler.kind == "euler":
             for s, s_next in zip(sigmas[:-1], sigmas[1:]):

@@ -28,6 +28,16 @@ class Backbone:
     chunk: int
     sampler: SamplerConfig
     pose_fn: Callable[[str, int, int], torch.Tensor] | None = None  # toy: camera path
+    start_frames: int = 0            # toy: rollouts start from the world's first real frames
+
+    def start_latents(self, prompt: str, seed: int, batch: int = 1) -> torch.Tensor | None:
+        """The world's first `start_frames` real frames as latents (toy only), else None."""
+        if not self.start_frames:
+            return None
+        from ..toyworld.world import ToyWorld
+        frames, _ = ToyWorld(prompt, seed).render(self.start_frames)
+        images = frames.permute(0, 3, 1, 2).float()[None] / 127.5 - 1.0
+        return self.codec.encode(images).expand(batch, -1, -1, -1, -1)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -77,6 +87,10 @@ def check_backbone(bcfg) -> None:
         raise ConfigError(f"backbone.dtype={bcfg.dtype!r}: must be one of {list(DTYPES)}")
     if bcfg.chunk < 1:
         raise ConfigError(f"backbone.chunk={bcfg.chunk}: must be >= 1")
+    start = int(bcfg.get("start_frames", 0))
+    if start and (start % bcfg.chunk or not bcfg.get("poses", False)):
+        raise ConfigError(f"backbone.start_frames={start}: must be 0 or a multiple of the chunk "
+                          f"({bcfg.chunk}), and only toy-world backbones have real frames")
     sampler_config(bcfg).validate()
 
 
@@ -128,4 +142,5 @@ def build_backbone(bcfg, device: str = "cpu") -> Backbone:
     return Backbone(
         name=bcfg.name, model=model, text_encoder=_text_encoder(bcfg.text, model.config.text_dim, device, dtype),
         codec=_codec(bcfg.codec, device, dtype), latent_shape=tuple(bcfg.latent),
-        chunk=bcfg.chunk, sampler=sampler_config(bcfg), pose_fn=_pose_fn(bcfg))
+        chunk=bcfg.chunk, sampler=sampler_config(bcfg), pose_fn=_pose_fn(bcfg),
+        start_frames=int(bcfg.get("start_frames", 0)))
