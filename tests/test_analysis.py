@@ -58,7 +58,7 @@ class KnownScores(ToyRunEvaluator):
 
 def _run(run_dir, overrides, choices, evaluator=None, monkeypatch=None):
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["backbone=tiny", "progress=false",
+        cfg = compose("config", overrides=["backbone=tiny", "eval=none", "progress=false",
                                            f"prompts.texts={json.dumps(PROMPTS)}", *overrides])
     if evaluator is not None:
         monkeypatch.setattr("tethercache.eval.registry.build_evaluator", lambda cfg: evaluator)

@@ -72,3 +72,22 @@ def test_generate_streams_one_chunk_per_yield(tiny_model):
         assert first.shape == (1, 12, 3, 8, 8)
         assert s.cache.frame_ids(0).tolist() == [0, 1, 2]     # nothing beyond chunk 0 yet
         assert len(list(it)) == 2
+
+
+def test_initial_latents_are_kept_and_condition_the_rest(tiny_model):
+    """Video extension (Self-Forcing's initial_latent): given chunks are yielded unchanged and
+    written to the cache by a clean pass; what follows depends on them."""
+    c = tiny_model.config
+    text = tiny_model.text_kv(torch.randn(1, 4, 32))
+
+    def run(initial):
+        s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers,
+                         horizon=9, tokens_per_frame=16, heads=c.heads, head_dim=c.head_dim)
+        with torch.no_grad():
+            return torch.cat(list(generate(tiny_model, text, s, n_frames=9, chunk=3,
+                                           latent_shape=(12, 8, 8), seed=0, sampler=SamplerConfig(),
+                                           progress=False, initial=initial)), 2)
+    a, b = torch.randn(1, 12, 3, 8, 8), torch.randn(1, 12, 3, 8, 8)
+    out_a, out_b = run(a), run(b)
+    assert torch.equal(out_a[:, :, :3], a)
+    assert not torch.allclose(out_a[:, :, 3:], out_b[:, :, 3:])

@@ -150,6 +150,13 @@ def write_card(out: Path, a, log, seconds, n_params):
   ({__import__('torch').get_num_threads()} threads).
 - **Final loss**: train (smoothed) {last[1]}, held-out (EMA) {last[2]}. Curve: `loss.png`, `train_log.csv`.
 - **Reproduce**: `make toy-model` (= `python -m tethercache.toyworld.train {' '.join(a.argv)}`).
+- **Sampling** (`conf/backbone/toy.yaml`): Euler, 8 steps, shift 3; the cache-writing pass sees
+  the chunk re-noised to sigma 0.4 (`context_noise: 400`; at 0 quality collapses within 30 s);
+  rollouts start from the world's first real chunk (`start_frames: 3`), because from text alone
+  this model draws a blurry, blocky first chunk that every later chunk inherits.
+- **Limits**: not close to real footage yet (see the project's issue notes for measured
+  numbers): first-30-s imaging quality of a window rollout is at the level of mildly corrupted
+  real video, and quality keeps drifting over minutes.
 """)
 
 
