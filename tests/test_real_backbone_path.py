@@ -15,7 +15,7 @@ def test_self_forcing_backbone_runs_on_tiny_real_format_files(tmp_path):
     model = perturbed_tiny(in_channels=4, out_channels=4)
     write_self_forcing_checkpoint(model, tmp_path / "self_forcing_dmd.pt")
     out = tmp_path / "run"
-    r = run_cli(["backbone=self_forcing", f"backbone.weights={tmp_path / 'self_forcing_dmd.pt'}",
+    r = run_cli(["backbone=self_forcing", "eval=none", f"backbone.weights={tmp_path / 'self_forcing_dmd.pt'}",
                  f"backbone.wan_dir={wan_dir}", "backbone.model.size=tiny",
                  "+backbone.model.in_channels=4", "+backbone.model.out_channels=4",
                  "backbone.latent=[4,4,4]", "backbone.dtype=float32", "horizon.frames=6",

@@ -19,7 +19,8 @@ def check_evaluator(cfg) -> None:
     if name not in EVALUATORS:
         raise ConfigError(f"eval.name={name!r}: must be one of {EVALUATORS}")
     if name == "toy" and not cfg.backbone.get("poses", False) and cfg.backbone.text.kind != "grammar":
-        raise ConfigError(f"eval=toy: needs a toy-world backbone (backbone={cfg.backbone.name})")
+        raise ConfigError(f"eval=toy: needs a toy-world backbone (backbone={cfg.backbone.name}); "
+                          "use eval=none")
 
 
 def build_evaluator(cfg):
