@@ -73,6 +73,10 @@ def composed(overrides, backbone="tiny"):
     (["device=cuda:7"], "device"),
     (["backbone=toy", "backbone.weights=null", "prompts.texts=[a cat on a sofa]"], "prompts.texts[0]"),
     (["cache=oracle"], "cache.name"),                                   # needs a toy backbone
+    (["backbone=toy", "backbone.weights=null", "eval=toy", "eval.prefixes=[45s]"], "eval.prefixes"),
+    (["backbone.threads=0"], "backbone.threads"),
+    (["backbone.codec.view_scale=0"], "backbone.codec.view_scale"),
+    (["backbone=toy", "backbone.weights=null", "backbone.start_frames=4"], "backbone.start_frames"),
 ])
 def test_validation_names_the_key(overrides, key):
     import torch

@@ -21,6 +21,15 @@ def check_evaluator(cfg) -> None:
     if name == "toy" and not cfg.backbone.get("poses", False) and cfg.backbone.text.kind != "grammar":
         raise ConfigError(f"eval=toy: needs a toy-world backbone (backbone={cfg.backbone.name}); "
                           "use eval=none")
+    if name == "toy":
+        _check_prefixes(cfg)
+
+
+def _check_prefixes(cfg) -> None:
+    from .toy_runner import HORIZON_FRAMES
+    for h in cfg.eval.get("prefixes") or []:
+        if h not in HORIZON_FRAMES:
+            raise ConfigError(f"eval.prefixes: {h!r} is not a horizon; allowed: {list(HORIZON_FRAMES)}")
 
 
 def build_evaluator(cfg):

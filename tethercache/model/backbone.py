@@ -87,6 +87,11 @@ def check_backbone(bcfg) -> None:
         raise ConfigError(f"backbone.dtype={bcfg.dtype!r}: must be one of {list(DTYPES)}")
     if bcfg.chunk < 1:
         raise ConfigError(f"backbone.chunk={bcfg.chunk}: must be >= 1")
+    threads = bcfg.get("threads")
+    if threads is not None and int(threads) < 1:
+        raise ConfigError(f"backbone.threads={threads}: must be null (torch default) or >= 1")
+    if int(bcfg.codec.get("view_scale", 1)) < 1:
+        raise ConfigError(f"backbone.codec.view_scale={bcfg.codec.view_scale}: must be >= 1")
     start = int(bcfg.get("start_frames", 0))
     if start and (start % bcfg.chunk or not bcfg.get("poses", False)):
         raise ConfigError(f"backbone.start_frames={start}: must be 0 or a multiple of the chunk "
