@@ -77,6 +77,7 @@ def composed(overrides, backbone="tiny"):
     (["backbone.threads=0"], "backbone.threads"),
     (["backbone.codec.view_scale=0"], "backbone.codec.view_scale"),
     (["backbone=toy", "backbone.weights=null", "backbone.start_frames=4"], "backbone.start_frames"),
+    (["backbone=toy", "backbone.weights=null", "+backbone.model.prediction=eps"], "backbone.model.prediction"),
 ])
 def test_validation_names_the_key(overrides, key):
     import torch

@@ -36,9 +36,10 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std.clamp_min(STD_FLOOR)
 
 
-def tame(x: torch.Tensor, trusted: torch.Tensor | None,
+def tame(x: torch.Tensor, trusted: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None,
          tau: float) -> tuple[torch.Tensor, bool, TameStats]:
-    """Blend x [B, F, H, D] toward the per-(head, channel) statistics of trusted [B, Lt, H, D].
+    """Blend x [B, F, H, D] toward the per-(head, channel) statistics of trusted [B, Lt, H, D]
+    (or of its precomputed `channel_stats`, to share them across the frames admitted together).
 
     Returns (out, edited, stats). With tau == 0 or no trusted pool, `out` is `x` itself
     (not a copy) and edited is False; statistics are still reported for logging.
@@ -47,9 +48,9 @@ def tame(x: torch.Tensor, trusted: torch.Tensor | None,
     mu_x, sigma_x = channel_stats(x)
     if trusted is None:
         return x, False, TameStats(mu_x, sigma_x, None, None, 0.0)
-    if trusted.shape[2:] != x.shape[2:]:
-        raise ValueError(f"trusted {tuple(trusted.shape)} and x {tuple(x.shape)} disagree on H/D")
-    mu_t, sigma_t = channel_stats(trusted)
+    mu_t, sigma_t = trusted if isinstance(trusted, tuple) else channel_stats(trusted)
+    if mu_t.shape != mu_x.shape:
+        raise ValueError(f"trusted statistics {tuple(mu_t.shape)} and x {tuple(x.shape)} disagree on H/D")
     if tau == 0.0:
         return x, False, TameStats(mu_x, sigma_x, mu_t, sigma_t, 0.0)
 

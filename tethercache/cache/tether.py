@@ -35,7 +35,7 @@ from .grab import grab as grab_scores
 from .policy import CachePolicy
 from .registry import register
 from .storage import MEMORY, RECENT, SINK, KVCache
-from .tame import tame as tame_edit
+from .tame import channel_stats, tame as tame_edit
 
 TAME_TARGETS = ("k", "v", "both")
 SCOPES = ("per_layer", "shared")
@@ -128,10 +128,11 @@ class TetherPolicy(CachePolicy):
             keep = torch.arange(n) >= n - M
             self._admit(cache, layer, keep)
             return
-        ids, cand_k, _ = self._candidates(cache, layer, values=False)
-        gs = grab_scores(q, cand_k.flatten(1, 2), ids, memory_size=M, alpha=self.alpha,
-                         temperature=self.temperature, tokens_per_frame=cache.tokens_per_frame)
-        del cand_k
+        # GRAB's frame logits only need each candidate's mean key (grab.py): pass those as
+        # one-token frames instead of copying every candidate key
+        ids, mean_k = self._candidate_mean_keys(cache, layer)
+        gs = grab_scores(q, mean_k, ids, memory_size=M, alpha=self.alpha,
+                         temperature=self.temperature, tokens_per_frame=1)
         st = self._stats[layer]
         st["relevance"], st["diversity"] = _floats(gs.relevance.mean(0)), _floats(gs.diversity.mean(0))
         if self.scope == "per_layer":
@@ -158,14 +159,22 @@ class TetherPolicy(CachePolicy):
         self._scores: list = [None] * L            # shared scope: per-layer GRAB scores
         self._stats: list[dict] = [{} for _ in range(L)]
 
-    def _candidates(self, cache, layer, values=True):
+    def _candidates(self, cache, layer):
         """Memory members (slot order) + pending frames: ids [n], k, v [B, n, T, H, D] (copies)."""
         S, M = self.sink, self.M
         ev_k, ev_v, ev_ids = self._pending[layer]
         ids = torch.cat([cache.frames[layer, S:S + M], ev_ids])
         k = torch.cat([cache.k[layer, :, S:S + M], ev_k], dim=1)
-        v = torch.cat([cache.v[layer, :, S:S + M], ev_v], dim=1) if values else None
+        v = torch.cat([cache.v[layer, :, S:S + M], ev_v], dim=1)
         return ids, k, v
+
+    def _candidate_mean_keys(self, cache, layer):
+        """Memory members + pending frames: ids [n] and per-frame mean keys [B, n, H, D] (fp32)."""
+        S, M = self.sink, self.M
+        ev_k, _, ev_ids = self._pending[layer]
+        means = [cache.k[layer, :, S:S + M].mean(dim=2, dtype=torch.float32),
+                 ev_k.mean(dim=2, dtype=torch.float32)]
+        return torch.cat([cache.frames[layer, S:S + M], ev_ids]), torch.cat(means, dim=1)
 
     def _admit(self, cache, layer, keep: torch.Tensor) -> None:
         """Rewrite layer's memory with the kept candidates; TAME the newly admitted ones."""
@@ -174,22 +183,24 @@ class TetherPolicy(CachePolicy):
         kept = keep.nonzero().flatten()
         assert len(kept) == M, "memory is full once seeded, so top-M always keeps M"
         new_k, new_v = k[:, kept], v[:, kept]      # candidate order = chronological
-        # trusted pool: sink + memory as it is now (views, read before the write below)
-        trusted_k = cache.k[layer, :, :S + M].flatten(1, 2)
-        trusted_v = cache.v[layer, :, :S + M].flatten(1, 2)
         st = self._stats[layer]
         st["tame_shift_k"], st["tame_shift_v"] = [], []
-        for j, c in enumerate(kept.tolist()):
-            if c < M or not self.tame:              # kept members are never re-edited
-                continue
-            for target, new, trusted in (("k", new_k, trusted_k), ("v", new_v, trusted_v)):
-                if self.tame_target in (target, "both"):
-                    edited, _, ts = tame_edit(new[:, j], trusted, self.tau)
+        admitted = [j for j, c in enumerate(kept.tolist()) if c >= M] if self.tame else []
+        # trusted pool: sink + memory as it is now (read before the write below); its statistics
+        # are the same for every frame admitted this step, so compute them once
+        trusted = {t: channel_stats(store[layer, :, :S + M].flatten(1, 2))
+                   for t, store in (("k", cache.k), ("v", cache.v))
+                   if admitted and self.tame_target in (t, "both")}
+        for j in admitted:                          # kept members are never re-edited
+            for target, new in (("k", new_k), ("v", new_v)):
+                if target in trusted:
+                    edited, _, ts = tame_edit(new[:, j], trusted[target], self.tau)
                     new[:, j] = edited
                     st[f"tame_shift_{target}"].append(round(ts.shift, 6))
-        cache.write(layer, S, new_k, new_v)
-        cache.frames[layer, S:S + M] = ids[kept]
-        cache.regions[layer, S:S + M] = MEMORY
+        if bool((kept >= M).any()):                # else every member stayed: nothing to write
+            cache.write(layer, S, new_k, new_v)
+            cache.frames[layer, S:S + M] = ids[kept]
+            cache.regions[layer, S:S + M] = MEMORY
         self._pending[layer] = None
         st["candidates"] = ids.tolist()
         st["admitted"] = [int(i) for c, i in enumerate(ids) if c >= M and keep[c]]

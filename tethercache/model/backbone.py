@@ -62,11 +62,17 @@ def _require_path(key: str, value) -> Path:
     return path
 
 
+PREDICTIONS = ("flow", "x0")
+
+
 def model_config(bcfg) -> WanConfig:
     try:
-        return config_from_dict(dict(bcfg.get("model") or {}))
+        cfg = config_from_dict(dict(bcfg.get("model") or {}))
     except TypeError as e:
         raise ConfigError(f"backbone.model: {e}") from None
+    if cfg.prediction not in PREDICTIONS:
+        raise ConfigError(f"backbone.model.prediction={cfg.prediction!r}: must be one of {PREDICTIONS}")
+    return cfg
 
 
 def check_backbone(bcfg) -> None:

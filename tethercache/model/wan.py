@@ -39,6 +39,10 @@ class WanConfig:
     eps: float = 1e-6
     rope_max_positions: int = 1024
     cross_attn_norm: bool = True
+    # what proj_out predicts: "flow" (noise - x0, as Wan) or "x0" (clean latents, converted to flow
+    # in forward, so samplers and losses see flow either way). x0 suits wide patches: a clean patch
+    # lies on a low-dimensional manifold, noise does not (Li & He 2025, "Back to Basics" / JiT).
+    prediction: str = "flow"
 
     @property
     def head_dim(self) -> int:
@@ -52,6 +56,9 @@ class WanConfig:
             ffn_dim=self.ffn_dim, num_layers=self.layers, cross_attn_norm=self.cross_attn_norm,
             qk_norm="rms_norm_across_heads", eps=self.eps, rope_max_seq_len=self.rope_max_positions,
         )
+
+
+X0_SIGMA_FLOOR = 0.05
 
 
 @dataclass
@@ -174,7 +181,11 @@ class CausalWan(nn.Module):
         h = self._modulate(net.norm_out, h, scale, shift, n_frames, T)
         h = net.proj_out(h)
         h = h.reshape(B, n_frames, hh, ww, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        return h.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        out = h.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        if cfg.prediction == "x0":       # flow = (x_t - x0) / sigma, sigma floored as JiT does
+            sigma = (t.float() / 1000).clamp_min(X0_SIGMA_FLOOR)[:, None, :, None, None]
+            out = ((x.float() - out.float()) / sigma).type_as(out)
+        return out
 
     def _time_dtype(self) -> torch.dtype:
         return next(self.net.condition_embedder.time_embedder.parameters()).dtype

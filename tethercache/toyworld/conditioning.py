@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from ..model.wan import SIZES
 from .world import ToyWorld
 
-CODEC_FACTOR = 2                      # pixel-unshuffle 2, then the model's 2x2 patch
-PX_PER_TOKEN = CODEC_FACTOR * 2
+CODEC_FACTOR = 2                      # pixel-unshuffle 2, then the toy model's patch
+PX_PER_TOKEN = CODEC_FACTOR * SIZES["toy"].patch_size[2]
 
 
 def pose_tokens(camera_x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..model.codec import PixelCodec
-from ..model.wan import SIZES, CausalWan
+from ..model.wan import SIZES, X0_SIGMA_FLOOR, CausalWan
 from .conditioning import CODEC_FACTOR, PX_PER_TOKEN, pose_tokens
 from .text import GrammarTextEncoder
 from .world import training_batches
@@ -139,7 +139,8 @@ def write_card(out: Path, a, log, seconds, n_params):
   ({SIZES['toy'].layers} blocks, width {SIZES['toy'].dim}, {SIZES['toy'].heads} heads, ffn {SIZES['toy'].ffn_dim}), {n_params/1e6:.2f} M parameters,
   EMA weights ({a.ema}) in diffusers naming, float32 safetensors.
 - **Data**: procedural toy world (`tethercache/toyworld`), train split seeds 0..999999, 24-frame
-  clips at random camera phases, 32x32 RGB, pixel-unshuffle 2 -> 12x16x16 latents, 64 tokens/frame.
+  clips at random camera phases, 32x32 RGB, pixel-unshuffle {CODEC_FACTOR} -> 12x16x16 latents,
+  patch {SIZES['toy'].patch_size[1]} -> {(32 // PX_PER_TOKEN) ** 2} tokens of {PX_PER_TOKEN}x{PX_PER_TOKEN} px per frame.
 - **Conditioning**: grammar prompt (GrammarTextEncoder, 6 tokens) and **camera pose**: the
   camera's x (pixels / {PX_PER_TOKEN}) shifts the RoPE width axis, so tokens carry world columns.
   The real Self-Forcing model is text-only; pose conditioning is a property of this toy backbone.
@@ -170,13 +171,16 @@ def parse_args(argv=None):
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--p-clean", type=float, default=0.3)
-    ap.add_argument("--sigma-min", type=float, default=0.02)
+    ap.add_argument("--sigma-min", type=float, default=None,
+                    help="lowest training sigma (default 0.02; the x0 floor for x0-prediction)")
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--out", default=str(WEIGHTS_DIR))
     a = ap.parse_args(argv)
+    if a.sigma_min is None:      # below the floor an x0 head cannot express the flow (wan.py)
+        a.sigma_min = X0_SIGMA_FLOOR if SIZES["toy"].prediction == "x0" else 0.02
     import sys
     a.argv = sys.argv[1:] if argv is None else list(argv)
     return a
