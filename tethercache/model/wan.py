@@ -258,7 +258,7 @@ SIZES = {
                       text_dim=32, freq_dim=32),
     # the embedded toy world's model: 32x32 frames, pixel-unshuffle 2 + patch 2 -> 64 tokens
     "toy": WanConfig(dim=128, ffn_dim=384, heads=4, layers=4, in_channels=12, out_channels=12,
-                     text_dim=64, freq_dim=64),
+                     text_dim=64, freq_dim=64, prediction="x0"),
 }
 
 

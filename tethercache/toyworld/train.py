@@ -131,6 +131,22 @@ def plot_loss(log, path):
     plt.close(fig)
 
 
+HEAD_NOTES = {"flow": " (the network outputs the flow)",
+              "x0": " (the network outputs the clean latent, read as flow (x - x0) / sigma; "
+                    "Li & He 2025: precise at low noise where a flow head is not)"}
+
+
+def sampling_line() -> str:
+    """The toy backbone's sampler as the config ships it, so the card cannot go stale."""
+    from omegaconf import OmegaConf
+    cfg = Path(__file__).resolve().parents[2] / "conf" / "backbone" / "toy.yaml"
+    if not cfg.exists():                  # installed without the repo's conf/
+        return "see the repo's conf/backbone/toy.yaml"
+    s = OmegaConf.load(cfg).sampler
+    return (f"{s.kind}, {s.euler_steps} steps, shift {s.shift}, "
+            f"context noise {s.context_noise}")
+
+
 def write_card(out: Path, a, log, seconds, n_params):
     last = log[-1]
     (out / "MODEL_CARD.md").write_text(f"""# Toy causal Wan (embedded default backbone)
@@ -146,18 +162,20 @@ def write_card(out: Path, a, log, seconds, n_params):
   The real Self-Forcing model is text-only; pose conditioning is a property of this toy backbone.
 - **Objective**: diffusion forcing, block-causal attention over chunks of {CHUNK} frames, per-chunk
   sigma ~ U({a.sigma_min}, 1) or clean with p = {a.p_clean}, flow (noise - x0) MSE on noisy chunks.
+  Head: `prediction: {SIZES['toy'].prediction}`{HEAD_NOTES[SIZES['toy'].prediction]}.
 - **Optimiser**: AdamW lr {a.lr} (warm-up {a.warmup}, cosine to 10 %), batch {a.batch}, grad clip 1,
   bf16 autocast = {a.bf16}, seed {a.seed}, {a.steps} steps, {seconds/60:.1f} min on this machine's CPU
   ({__import__('torch').get_num_threads()} threads).
 - **Final loss**: train (smoothed) {last[1]}, held-out (EMA) {last[2]}. Curve: `loss.png`, `train_log.csv`.
 - **Reproduce**: `make toy-model` (= `python -m tethercache.toyworld.train {' '.join(a.argv)}`).
-- **Sampling** (`conf/backbone/toy.yaml`): Euler, 8 steps, shift 3; the cache-writing pass sees
-  the chunk re-noised to sigma 0.4 (`context_noise: 400`; at 0 quality collapses within 30 s);
+- **Sampling** (`conf/backbone/toy.yaml`): {sampling_line()}; the cache-writing pass sees
+  the chunk re-noised (`context_noise`, the drift dial: see `experiments/README.md`);
   rollouts start from the world's first real chunk (`start_frames: 3`), because from text alone
   this model draws a blurry, blocky first chunk that every later chunk inherits.
-- **Limits**: not close to real footage yet (see the project's issue notes for measured
-  numbers): first-30-s imaging quality of a window rollout is at the level of mildly corrupted
-  real video, and quality keeps drifting over minutes.
+- **Limits**: not close to real footage yet (measured numbers: `experiments/README.md`): the
+  first 30 s of a window rollout score at the level of mildly corrupted real video on imaging
+  quality, sprites are drawn as coloured blobs (subject consistency near 0), and quality keeps
+  drifting over minutes.
 """)
 
 
