@@ -19,6 +19,17 @@ def test_euler_schedule_ends_at_zero_and_decreases():
     assert all(a > b for a, b in zip(sig, sig[1:]))
 
 
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+def test_euler_sigma_min_is_the_last_noise_level(shift):
+    uniform = SamplerConfig(kind="euler", euler_steps=8, shift=shift)
+    assert uniform.sigmas()[-2] == pytest.approx(uniform.shifted(1 / 8))
+    sig = SamplerConfig(kind="euler", euler_steps=8, shift=shift, sigma_min=0.05).sigmas()
+    assert len(sig) == 9 and sig[0] == 1.0 and sig[-1] == 0.0
+    assert sig[-2] == pytest.approx(0.05)
+    assert all(a > b for a, b in zip(sig, sig[1:]))
+    assert SamplerConfig(kind="euler", euler_steps=1, sigma_min=0.05).sigmas() == [1.0, 0.0]
+
+
 def test_x0_and_noise_are_inverse():
     x0, noise = torch.randn(2, 4), torch.randn(2, 4)
     xt = add_noise(x0, noise, 0.7)
@@ -28,7 +39,7 @@ def test_x0_and_noise_are_inverse():
 @pytest.mark.parametrize("kw,key", [
     ({"kind": "ddim"}, "kind"), ({"steps": [1200]}, "steps"), ({"steps": []}, "steps"),
     ({"context_noise": -1}, "context_noise"), ({"kind": "euler", "euler_steps": 0}, "euler_steps"),
-    ({"shift": 0}, "shift"),
+    ({"shift": 0}, "shift"), ({"sigma_min": 0.0}, "sigma_min"), ({"sigma_min": 1.0}, "sigma_min"),
 ])
 def test_bad_sampler_config(kw, key):
     with pytest.raises(ConfigError, match=f"backbone.sampler.{key}"):

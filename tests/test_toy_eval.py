@@ -158,3 +158,13 @@ def test_bad_inputs_raise():
         corrupt(frames, "jpeg", "mild")
     with pytest.raises(ValueError, match="prompt"):
         corrupt(frames, "sprite_swap", "mild")
+
+
+def test_imaging_quality_helper_matches_the_evaluator():
+    from tethercache.eval.toy import imaging_quality
+    prompt = "forest scene, wavy bands, red square, medium camera"
+    frames, poses = render(prompt, 5, 16)
+    scores = ToyEvaluator().evaluate(frames, prompt, poses, hold=1)
+    per_frame = imaging_quality(frames.numpy(), prompt)
+    assert per_frame.shape == (16,)
+    assert per_frame.mean() == pytest.approx(scores.means["imaging_quality"], abs=1e-6)

@@ -77,3 +77,22 @@ def test_shipped_weights_draw_the_world(shipped_vs_random, dim):
     (its base quality is not yet at real footage's level: see MODEL_CARD.md)."""
     shipped, rand = shipped_vs_random["shipped"], shipped_vs_random["random"]
     assert shipped[dim] > rand[dim] + 0.2, (shipped[dim], rand[dim])
+
+
+def test_shipped_model_card_names_the_shipped_sampler():
+    card = (train.WEIGHTS_DIR / "MODEL_CARD.md").read_text()
+    assert train.sampling_line() in card
+
+
+def test_teacher_forced_ceiling_orders_noise_levels():
+    """experiments/toy_denoiser_ceiling.py on the shipped weights: real frames score as real,
+    the denoiser is more precise at low noise than at high, and a sampled chunk lands between."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ceiling", ROOT / "experiments" / "toy_denoiser_ceiling.py")
+    ceiling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ceiling)
+    tf = ceiling.TeacherForced(None, worlds=2, clip=9, seed=3)
+    assert tf.score(tf.x0[:, :, -3:]) > 0.97
+    low, high = tf.denoise(0.05), tf.denoise(0.5)
+    sampled = tf.sample(ceiling.parse_schedule("4:0.05", tf.bb.sampler))
+    assert low > high + 0.05 and low > sampled > 0.3

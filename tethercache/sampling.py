@@ -25,6 +25,10 @@ class SamplerConfig:
     shift: float = 5.0
     warp: bool = True                          # Self-Forcing's warp_denoising_step
     euler_steps: int = 8
+    # Last noise level the Euler schedule visits (after the shift) before the final jump to 0,
+    # i.e. where x0 is read out; None = the uniform grid's 1/euler_steps before the shift. An x0-head model is sharpest near its
+    # floor (experiments/README.md).
+    sigma_min: float | None = None
     context_noise: float = 0.0                 # timestep of the cache-writing pass
     num_train_timesteps: int = 1000
 
@@ -37,6 +41,8 @@ class SamplerConfig:
                               f"(0, {self.num_train_timesteps}]")
         if self.kind == "euler" and self.euler_steps < 1:
             raise ConfigError(f"backbone.sampler.euler_steps={self.euler_steps}: must be >= 1")
+        if self.sigma_min is not None and not 0 < self.sigma_min < 1:
+            raise ConfigError(f"backbone.sampler.sigma_min={self.sigma_min}: must be in (0, 1) or null")
         if not 0 <= self.context_noise < self.num_train_timesteps:
             raise ConfigError(f"backbone.sampler.context_noise={self.context_noise}: must be in "
                               f"[0, {self.num_train_timesteps})")
@@ -46,11 +52,16 @@ class SamplerConfig:
     def shifted(self, s: float) -> float:
         return self.shift * s / (1 + (self.shift - 1) * s)
 
+    def unshifted(self, s: float) -> float:
+        return s / (self.shift - (self.shift - 1) * s)
+
     def sigmas(self) -> list[float]:
         """Noise levels visited by one chunk, ending at 0 for euler (x0 is the last state)."""
         if self.kind == "euler":
             n = self.euler_steps
-            return [self.shifted(1 - i / n) for i in range(n)] + [0.0]
+            last = 1 / n if self.sigma_min is None else self.unshifted(self.sigma_min)
+            span = [1.0] if n == 1 else [1 - i * (1 - last) / (n - 1) for i in range(n)]
+            return [self.shifted(s) for s in span] + [0.0]
         T = self.num_train_timesteps
         return [self.shifted(s / T) if self.warp else s / T for s in self.steps]
 

@@ -112,6 +112,18 @@ def _best_template_xor(mask: np.ndarray, template: np.ndarray, bbox) -> tuple[fl
     return best
 
 
+def palette_labels(frames: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames [n, H, W, 3] and palette [K, 3] in 0..255 -> (int8 nearest-colour labels [n, H, W],
+    palette distance [n, H, W] in [0, 1] units)."""
+    dist2 = ((np.asarray(frames, np.float32)[..., None, :] - palette) ** 2).sum(-1)   # [n, H, W, K]
+    return dist2.argmin(-1).astype(np.int8), np.sqrt(dist2.min(-1)) / 255.0
+
+
+def imaging_quality(frames: np.ndarray, prompt: str) -> np.ndarray:
+    """Per-frame imaging_quality of uint8 toy frames [n, H, W, 3] (no hold) of `prompt`."""
+    return ToyEvaluator._imaging(*palette_labels(frames, parse_prompt(prompt).colours().astype(np.float32)))
+
+
 class ToyEvaluator:
     """`evaluate(video, prompt, poses) -> VideoScores`; video uint8 [N, H, W, 3] at `fps`."""
 
@@ -136,9 +148,7 @@ class ToyEvaluator:
         if len(poses) != n:
             raise ValueError(f"{len(poses)} poses for {n} toy frames")
         palette = spec.colours().astype(np.float32)
-        dist2 = ((frames[..., None, :] - palette) ** 2).sum(-1)          # [n, H, W, K]
-        labels = dist2.argmin(-1).astype(np.int8)
-        pal_dist = np.sqrt(dist2.min(-1)) / 255.0                         # [n, H, W]
+        labels, pal_dist = palette_labels(frames, palette)
 
         per_frame = {
             "imaging_quality": self._imaging(labels, pal_dist),

@@ -143,7 +143,8 @@ def sampling_line() -> str:
     if not cfg.exists():                  # installed without the repo's conf/
         return "see the repo's conf/backbone/toy.yaml"
     s = OmegaConf.load(cfg).sampler
-    return (f"{s.kind}, {s.euler_steps} steps, shift {s.shift}, "
+    last = s.get("sigma_min") or f"1/{s.euler_steps}"
+    return (f"{s.kind}, {s.euler_steps} steps, shift {s.shift}, x0 read out at sigma {last}, "
             f"context noise {s.context_noise}")
 
 
