@@ -1,29 +1,32 @@
 """How good can the toy model's chunks be before anything drifts? Teacher-forced chunk quality.
 
-Each held-out clip gives the model real context frames (all but the last chunk) in the training
-layout (block-causal forward, per-frame noise levels), then
-  - denoise: x0 read from the real last chunk re-noised to sigma: the denoiser's precision;
-  - sample:  the last chunk drawn from noise with an Euler schedule: the best chunk a rollout
-             can produce with perfect context, i.e. the ceiling of a window rollout's quality.
+Each held-out clip gives the model real context frames (all but the last chunk), then
+  - denoise: x0 read from the real last chunk re-noised to sigma, in the training layout
+             (block-causal forward, per-frame noise levels): the denoiser's precision;
+  - sample:  the last chunk drawn by the production sampler (`generate`, the real frames given
+             as video extension, nothing evicted): the best chunk a rollout can produce with
+             perfect context, i.e. the ceiling of a window rollout's quality.
 Both are scored with the toy evaluator's imaging_quality (real footage: ~0.99).
 
     python experiments/toy_denoiser_ceiling.py
     python experiments/toy_denoiser_ceiling.py --weights /tmp/toy/toy_wan.safetensors --worlds 16
-    python experiments/toy_denoiser_ceiling.py --schedules 8 8:0.05 16:0.05   # steps[:sigma_min]
+    python experiments/toy_denoiser_ceiling.py --schedules 8 8:0.05 8:0.05:1   # steps[:sigma_min[:restarts]]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from tethercache.cache import CacheSession, build_policy
 from tethercache.eval.toy import imaging_quality
 from tethercache.model.backbone import build_backbone
 from tethercache.model.codec import to_uint8
-from tethercache.sampling import SamplerConfig
+from tethercache.sampling import SamplerConfig, generate
 from tethercache.toyworld.conditioning import pose_tokens
 from tethercache.toyworld.world import training_batches
 
@@ -37,7 +40,7 @@ class TeacherForced:
             bcfg.weights = weights
         torch.set_num_threads(int(bcfg.threads))
         self.bb = build_backbone(bcfg)
-        self.chunk = self.bb.chunk
+        self.chunk, self.seed = self.bb.chunk, seed
         batch = next(training_batches(worlds, clip, "heldout", seed=seed))
         self.prompts = batch.prompts
         self.x0 = self.bb.codec.encode(batch.images())                       # [B, C, F, h, w]
@@ -69,18 +72,26 @@ class TeacherForced:
         xt = (1 - sigma) * real + sigma * self.noise
         return self.score(xt - sigma * self.flow(self.with_last(xt), sigma))
 
+    @torch.no_grad()
     def sample(self, sampler: SamplerConfig) -> float:
-        x = self.noise.clone()
-        sigmas = sampler.sigmas()
-        for s, s_next in zip(sigmas[:-1], sigmas[1:]):
-            x = x + (s_next - s) * self.flow(self.with_last(x), s)
-        return self.score(x)
+        m, (B, _, n, _, _) = self.bb.model, self.x0.shape
+        c = m.config
+        session = CacheSession(build_policy({"name": "full"}), layers=c.layers, horizon=n,
+                               tokens_per_frame=self.bb.tokens_per_frame, heads=c.heads,
+                               head_dim=c.head_dim, batch=B, record=False)
+        chunks = list(generate(m, self.text, session, n_frames=n, chunk=self.chunk,
+                               latent_shape=self.bb.latent_shape, seed=self.seed, sampler=sampler,
+                               batch=B, poses=self.poses, progress=False,
+                               initial=self.x0[:, :, :-self.chunk]))
+        return self.score(chunks[-1])
 
 
 def parse_schedule(text: str, base: SamplerConfig) -> SamplerConfig:
-    steps, _, sigma_min = text.partition(":")
-    return SamplerConfig(kind="euler", euler_steps=int(steps), shift=base.shift,
-                         sigma_min=float(sigma_min) if sigma_min else None)
+    """'steps[:sigma_min[:restarts]]' on top of the toy sampler (its shift and restart sigma)."""
+    steps, sigma_min, restarts = (text.split(":") + ["", ""])[:3]
+    return dataclasses.replace(base, euler_steps=int(steps), context_noise=0.0,
+                               sigma_min=float(sigma_min) if sigma_min else None,
+                               restarts=int(restarts) if restarts else 0)
 
 
 def main(argv=None):
@@ -90,8 +101,8 @@ def main(argv=None):
     ap.add_argument("--clip", type=int, default=24, help="frames per clip (context + last chunk)")
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.125, 0.25, 0.5])
-    ap.add_argument("--schedules", nargs="+", default=["8", "8:0.05", "16:0.05"],
-                    help="Euler schedules as steps[:sigma_min]")
+    ap.add_argument("--schedules", nargs="+", default=["8", "8:0.05", "16:0.05", "8:0.05:1"],
+                    help="Euler schedules as steps[:sigma_min[:restarts]]")
     a = ap.parse_args(argv)
     tf = TeacherForced(a.weights, a.worlds, a.clip, a.seed)
     print(f"weights: {a.weights or tf.bb.name + ' (shipped)'}; {a.worlds} held-out worlds, "
@@ -103,9 +114,10 @@ def main(argv=None):
     for text in a.schedules:
         sampler = parse_schedule(text, tf.bb.sampler)
         sampler.validate()
-        last = sampler.sigmas()[-2]
-        print(f"| sample: Euler {sampler.euler_steps} steps, last sigma {last:.3f} | "
-              f"{tf.sample(sampler):.3f} |", flush=True)
+        restart = (f", {sampler.restarts} restart(s) from {sampler.restart_sigma}"
+                   if sampler.restarts else "")
+        print(f"| sample: Euler {sampler.euler_steps} steps, last sigma {sampler.sigmas()[-2]:.3f}"
+              f"{restart} | {tf.sample(sampler):.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ def test_x0_and_noise_are_inverse():
     ({"kind": "ddim"}, "kind"), ({"steps": [1200]}, "steps"), ({"steps": []}, "steps"),
     ({"context_noise": -1}, "context_noise"), ({"kind": "euler", "euler_steps": 0}, "euler_steps"),
     ({"shift": 0}, "shift"), ({"sigma_min": 0.0}, "sigma_min"), ({"sigma_min": 1.0}, "sigma_min"),
+    ({"restarts": 1}, "restarts"), ({"kind": "euler", "restarts": -1}, "restarts"),
+    ({"kind": "euler", "sigma_min": 0.2, "restarts": 1, "restart_sigma": 0.1}, "restart_sigma"),
+    ({"kind": "euler", "shift": 1.0, "restarts": 1, "restart_steps": 0}, "restart_steps"),
 ])
 def test_bad_sampler_config(kw, key):
     with pytest.raises(ConfigError, match=f"backbone.sampler.{key}"):
@@ -102,3 +105,25 @@ def test_initial_latents_are_kept_and_condition_the_rest(tiny_model):
     out_a, out_b = run(a), run(b)
     assert torch.equal(out_a[:, :, :3], a)
     assert not torch.allclose(out_a[:, :, 3:], out_b[:, :, 3:])
+
+
+def test_restart_renoises_the_finished_chunk_and_integrates_back(tiny_model):
+    """restarts=1: the chunk from the Euler schedule is re-noised to restart_sigma with the next
+    draw of the seeded generator and integrated back to the schedule's last sigma, then to 0."""
+    sampler = SamplerConfig(kind="euler", euler_steps=3, shift=1.0, sigma_min=0.1, restarts=1,
+                            restart_sigma=0.4, restart_steps=2)
+    sampler.validate()
+    assert sampler.restart_sigmas() == pytest.approx([0.4, 0.1, 0.0])
+    out = rollout(tiny_model, 5, sampler, n=3)
+    text = tiny_model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
+    gen, shape = torch.Generator().manual_seed(5), (1, 12, 3, 8, 8)
+
+    def integrate(x, schedule):
+        for s, s_next in zip(schedule[:-1], schedule[1:]):
+            with torch.no_grad():
+                x = x + (s_next - s) * tiny_model(x, torch.full((1, 3), s * 1000), text).float()
+        return x
+    x0 = integrate(torch.randn(shape, generator=gen), sampler.sigmas())
+    expected = integrate(add_noise(x0, torch.randn(shape, generator=gen), 0.4), [0.4, 0.1, 0.0])
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out, x0, atol=1e-3)

@@ -26,9 +26,15 @@ class SamplerConfig:
     warp: bool = True                          # Self-Forcing's warp_denoising_step
     euler_steps: int = 8
     # Last noise level the Euler schedule visits (after the shift) before the final jump to 0,
-    # i.e. where x0 is read out; None = the uniform grid's 1/euler_steps before the shift. An x0-head model is sharpest near its
-    # floor (experiments/README.md).
+    # i.e. where x0 is read out; None = the uniform grid's 1/euler_steps before the shift. An
+    # x0-head model is sharpest near its floor (experiments/README.md).
     sigma_min: float | None = None
+    # Restart sampling (Xu et al. 2023), euler only: after the schedule, `restarts` times re-noise
+    # the chunk to `restart_sigma` with fresh noise and integrate back in `restart_steps` steps,
+    # which corrects errors the first pass made at high noise. Costs restarts x restart_steps calls.
+    restarts: int = 0
+    restart_sigma: float = 0.15
+    restart_steps: int = 2
     context_noise: float = 0.0                 # timestep of the cache-writing pass
     num_train_timesteps: int = 1000
 
@@ -43,6 +49,16 @@ class SamplerConfig:
             raise ConfigError(f"backbone.sampler.euler_steps={self.euler_steps}: must be >= 1")
         if self.sigma_min is not None and not 0 < self.sigma_min < 1:
             raise ConfigError(f"backbone.sampler.sigma_min={self.sigma_min}: must be in (0, 1) or null")
+        if self.restarts < 0 or (self.restarts and self.kind != "euler"):
+            raise ConfigError(f"backbone.sampler.restarts={self.restarts}: must be >= 0, "
+                              "and 0 unless kind is euler")
+        if self.restarts:
+            last = self.sigmas()[-2]
+            if not last < self.restart_sigma < 1:
+                raise ConfigError(f"backbone.sampler.restart_sigma={self.restart_sigma}: must be in "
+                                  f"({last:.4g}, 1), above the schedule's last sigma")
+            if self.restart_steps < 1:
+                raise ConfigError(f"backbone.sampler.restart_steps={self.restart_steps}: must be >= 1")
         if not 0 <= self.context_noise < self.num_train_timesteps:
             raise ConfigError(f"backbone.sampler.context_noise={self.context_noise}: must be in "
                               f"[0, {self.num_train_timesteps})")
@@ -64,6 +80,12 @@ class SamplerConfig:
             return [self.shifted(s) for s in span] + [0.0]
         T = self.num_train_timesteps
         return [self.shifted(s / T) if self.warp else s / T for s in self.steps]
+
+    def restart_sigmas(self) -> list[float]:
+        """One restart pass (euler): restart_sigma down to the schedule's last sigma, then 0."""
+        last, n = self.sigmas()[-2], self.restart_steps
+        top = self.restart_sigma
+        return ([top] if n == 1 else [top - i * (top - last) / (n - 1) for i in range(n)]) + [0.0]
 
 
 def flow_to_x0(x: torch.Tensor, flow: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -88,6 +110,7 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
     device = device or model.device
     gen = torch.Generator().manual_seed(seed)
     sigmas = sampler.sigmas()
+    restart = sampler.restart_sigmas() if sampler.restarts else []
     T = sampler.num_train_timesteps
 
     def randn(shape):
@@ -96,6 +119,11 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
     def run(x, sigma):
         t = torch.full((batch, chunk), sigma * T, device=device)
         return model(x, t, text, cache=session, poses=poses).float()
+
+    def integrate(x, schedule):
+        for s, s_next in zip(schedule[:-1], schedule[1:]):
+            x = x + (s_next - s) * run(x, s)
+        return x
 
     shape = (batch, latent_shape[0], chunk, latent_shape[1], latent_shape[2])
     for start in tqdm(range(0, n_frames, chunk), disable=not progress, unit="chunk",
@@ -110,9 +138,9 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
             continue
         x = randn(shape)
         if sampler.kind == "euler":
-            for s, s_next in zip(sigmas[:-1], sigmas[1:]):
-                x = x + (s_next - s) * run(x, s)
-            x0 = x
+            x0 = integrate(x, sigmas)
+            for _ in range(sampler.restarts):
+                x0 = integrate(add_noise(x0, randn(shape), restart[0]), restart)
         else:
             for i, s in enumerate(sigmas):
                 x0 = flow_to_x0(x, run(x, s), s)

@@ -144,8 +144,10 @@ def sampling_line() -> str:
         return "see the repo's conf/backbone/toy.yaml"
     s = OmegaConf.load(cfg).sampler
     last = s.get("sigma_min") or f"1/{s.euler_steps}"
-    return (f"{s.kind}, {s.euler_steps} steps, shift {s.shift}, x0 read out at sigma {last}, "
-            f"context noise {s.context_noise}")
+    restart = (f", {s.restarts} restart(s) from sigma {s.restart_sigma} in {s.restart_steps} steps"
+               if s.get("restarts") else "")
+    return (f"{s.kind}, {s.euler_steps} steps, shift {s.shift}, x0 read out at sigma {last}"
+            f"{restart}, context noise {s.context_noise}")
 
 
 def write_card(out: Path, a, log, seconds, n_params):
