@@ -3,9 +3,9 @@
 For each chunk of C latent frames: start from noise; for each timestep of the (warped,
 shifted) step list predict x0 and re-noise it to the next step with fresh noise; then one
 more pass on the clean chunk at t = `context_noise` writes the cache (the policy commits
-there). `kind: euler` integrates the flow ODE instead, for models that are not few-step
-distilled (the toy). Noise is drawn from one seeded CPU generator, so the same seed gives
-bitwise-equal latents on CPU whatever the device.
+there). `kind: euler` integrates the flow ODE instead (optionally with restarts), for
+models that are not few-step distilled (the toy). Noise is drawn from one seeded CPU generator,
+so the same seed gives bitwise-equal latents on CPU whatever the device.
 """
 from __future__ import annotations
 
@@ -76,16 +76,18 @@ class SamplerConfig:
         if self.kind == "euler":
             n = self.euler_steps
             last = 1 / n if self.sigma_min is None else self.unshifted(self.sigma_min)
-            span = [1.0] if n == 1 else [1 - i * (1 - last) / (n - 1) for i in range(n)]
-            return [self.shifted(s) for s in span] + [0.0]
+            return [self.shifted(s) for s in _evenly(1.0, last, n)] + [0.0]
         T = self.num_train_timesteps
         return [self.shifted(s / T) if self.warp else s / T for s in self.steps]
 
     def restart_sigmas(self) -> list[float]:
         """One restart pass (euler): restart_sigma down to the schedule's last sigma, then 0."""
-        last, n = self.sigmas()[-2], self.restart_steps
-        top = self.restart_sigma
-        return ([top] if n == 1 else [top - i * (top - last) / (n - 1) for i in range(n)]) + [0.0]
+        return _evenly(self.restart_sigma, self.sigmas()[-2], self.restart_steps) + [0.0]
+
+
+def _evenly(top: float, last: float, n: int) -> list[float]:
+    """n values from top down to last, evenly spaced (just top when n = 1)."""
+    return [top] if n == 1 else [top - i * (top - last) / (n - 1) for i in range(n)]
 
 
 def flow_to_x0(x: torch.Tensor, flow: torch.Tensor, sigma: float) -> torch.Tensor:
