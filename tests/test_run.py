@@ -67,6 +67,10 @@ def composed(overrides, backbone="tiny"):
     (["backbone=self_forcing", "backbone.weights=/nope.pt", "backbone.wan_dir=/tmp"], "backbone.weights"),
     (["backbone.dtype=float8"], "backbone.dtype"),
     (["backbone.sampler.shift=0"], "backbone.sampler.shift"),
+    (["backbone.sampler.shift=abc"], "backbone.sampler.shift"),                 # not a number
+    (["backbone=toy", "backbone.weights=null", "backbone.sampler.restarts=1.5"], "backbone.sampler.restarts"),
+    (["backbone=toy", "backbone.weights=null", "backbone.sampler.restart_sigma=0.01"], "backbone.sampler.restart_sigma"),
+    (["backbone=toy", "backbone.weights=null", "backbone.sampler.sigma_min=2"], "backbone.sampler.sigma_min"),
     (["cache.rope=absolute", "horizon.frames=1200"], "cache.rope"),
     (["eval.name=magic"], "eval.name"),
     (["samples_per_prompt=0"], "samples_per_prompt"),

@@ -2,6 +2,7 @@
 `cfg.backbone`. Heavy pieces (real weights, UMT5, Wan VAE) load from local paths only."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -105,10 +106,25 @@ def check_backbone(bcfg) -> None:
     sampler_config(bcfg).validate()
 
 
+_SAMPLER_NUMBERS = {"int": int, "float": float, "float | None": float}
+
+
 def sampler_config(bcfg) -> SamplerConfig:
+    """SamplerConfig from `backbone.sampler`, numbers coerced so a typo is a named error."""
     s = dict(bcfg.sampler)
-    if "steps" in s:
-        s["steps"] = [float(x) for x in s["steps"]]
+    types = {f.name: f.type for f in dataclasses.fields(SamplerConfig)}
+    for key, value in s.items():
+        cast = _SAMPLER_NUMBERS.get(types.get(key))
+        try:
+            if key == "steps":
+                s[key] = [float(x) for x in value]
+            elif cast and value is not None:
+                if cast is int and float(value) != int(float(value)):
+                    raise ValueError
+                s[key] = cast(float(value)) if cast is int else cast(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"backbone.sampler.{key}={value!r}: must be a number"
+                              f"{' (whole)' if cast is int else ''}") from None
     try:
         return SamplerConfig(**s)
     except TypeError as e:
