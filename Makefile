@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 
-.PHONY: setup run test test-all bench toy-model tables clean
+.PHONY: setup run test test-all bench toy-model tables vbench-env clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,25 @@ toy-model: setup
 
 tables: setup
 	$(PY) -m analysis.tables outputs/ --out tables/
+
+# VBench-Long in its own venv: vbench pins transformers==4.33.2 and numpy<2, which clash with the
+# generation stack. torch + torchvision go in first, from the package registry (a CUDA build: what
+# VBench's GPU-only scoring needs; it also imports on a CPU machine), so vbench's deps resolve
+# against them; PIP_FIND_LINKS is cleared so a local CPU-only torch wheel (without a matching
+# torchvision) is not picked instead. Another build: make vbench-env VBENCH_TORCH="torch==... torchvision==...".
+# Its interpreter is eval.python in conf/eval/vbench_long.yaml; weights go in eval.cache_dir (README).
+VBENCH_VENV  ?= .venv-vbench
+VBENCH_TORCH ?= torch==2.13.0 torchvision==0.28.0
+VBENCH_PIP   := PIP_FIND_LINKS= $(VBENCH_VENV)/bin/python -m pip install -q
+vbench-env: $(VBENCH_VENV)/.installed
+
+$(VBENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(VBENCH_VENV)
+	$(VBENCH_PIP) --upgrade pip
+	$(VBENCH_PIP) $(VBENCH_TORCH)
+	$(VBENCH_PIP) vbench==0.1.5 'numpy<2' scenedetect dreamsim 'moviepy<2' av $(VBENCH_TORCH)
+	$(VBENCH_VENV)/bin/python tethercache/eval/vbench_probe.py
+	touch $@
 
 clean:
 	rm -rf $(VENV) outputs/*/ .pytest_cache

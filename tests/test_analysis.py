@@ -1,8 +1,9 @@
 """analysis/: collect, tables, drift plots and oracle recall on real tiny run dirs.
 
-The runs are real (run.py's execute with the tiny backbone); only the evaluator is a stand-in
-that returns known scores through the toy runner's own summarize, so metrics.json and clips.csv
-are written exactly as `eval=toy` writes them and every table cell can be checked by hand.
+The runs are real (run.py's execute with the tiny backbone, then the separate evaluation step on
+the run dir); only the evaluator is a stand-in that returns known scores through the toy runner's
+own summarize, so metrics.json and clips.csv are written exactly as `eval=toy` writes them and
+every table cell can be checked by hand.
 """
 import io
 import itertools
@@ -19,6 +20,8 @@ from conftest import ROOT
 from analysis import collect as collect_mod
 from analysis import plot_drift, recall, tables
 from tethercache.cache.storage import MEMORY, RECENT, SINK
+from tethercache.eval import registry
+from tethercache.eval.rundir import evaluate_run
 from tethercache.eval.schema import DIMENSIONS, ClipScores, VideoScores
 from tethercache.eval.toy_runner import ToyRunEvaluator
 from tethercache.runner import execute
@@ -60,9 +63,15 @@ def _run(run_dir, overrides, choices, evaluator=None, monkeypatch=None):
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["backbone=tiny", "eval=none", "progress=false",
                                            f"prompts.texts={json.dumps(PROMPTS)}", *overrides])
-    if evaluator is not None:
-        monkeypatch.setattr("tethercache.eval.registry.build_evaluator", lambda cfg: evaluator)
     execute(cfg, run_dir, choices=choices)
+    if evaluator is not None:                 # evaluation as its own step on the finished run dir
+        class Known:
+            check = classmethod(lambda cls, cfg: None)
+
+            def __new__(cls, ecfg):
+                return evaluator
+        monkeypatch.setitem(registry.EVALUATORS, "known", Known)
+        evaluate_run(run_dir, OmegaConf.create({"name": "known"}), log=lambda *_: None)
     monkeypatch.undo()
 
 

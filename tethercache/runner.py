@@ -121,7 +121,7 @@ def _write_json(path: Path, obj) -> None:
 
 def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video_path: Path,
                     timeline_path: Path, poses: torch.Tensor | None = None) -> dict:
-    """Generate one video, streaming chunks into the mp4; returns timings and frames."""
+    """Generate one video, streaming chunks into the mp4 (no frames kept); returns timings."""
     model = bb.model
     c = model.config
     session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon,
@@ -130,10 +130,11 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
                            device=plan.device, rope_max=c.rope_max_positions, poses=poses)
     text = model.text_kv(bb.text_encoder.encode([prompt] * cfg.batch).to(plan.device))
     stream = bb.codec.decoder()
-    chunk_s, decoded = [], []
+    chunk_s = []
     sync = torch.cuda.synchronize if plan.device.startswith("cuda") else (lambda: None)
     view_scale = int(cfg.backbone.codec.get("view_scale", 1))
-    with Mp4Writer(video_path, fps=bb.codec.fps, scale=view_scale) as writer:
+    lossless = bool(cfg.backbone.codec.get("lossless", False))     # evaluators score the mp4
+    with Mp4Writer(video_path, fps=bb.codec.fps, scale=view_scale, lossless=lossless) as writer:
         chunks = generate(model, text, session, n_frames=plan.horizon, chunk=bb.chunk,
                           latent_shape=bb.latent_shape, seed=seed, sampler=bb.sampler,
                           batch=cfg.batch, poses=poses, progress=cfg.progress, device=plan.device,
@@ -147,10 +148,9 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
             chunk_s.append(time.perf_counter() - t0)
             frames = stream.push(latents)
             writer.write(frames)
-            decoded.append(frames)
     timeline_path.parent.mkdir(parents=True, exist_ok=True)
     session.save_timeline(timeline_path)
-    return {"chunk_seconds": chunk_s, "frames": torch.cat(decoded),
+    return {"chunk_seconds": chunk_s, "video_frames": writer.frames_written,
             "kv_cache_mb": session.cache.nbytes / 2**20, "policy_stats": session.timeline["stats"]}
 
 
@@ -163,10 +163,8 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
         torch.set_num_threads(int(cfg.backbone.threads))
     t_start = time.perf_counter()
     bb = build_backbone(cfg.backbone, plan.device)
-    from .eval.registry import build_evaluator
-    evaluator = build_evaluator(cfg)
     logger = _logger(cfg, run_dir)
-    samples, metrics = [], {}
+    samples = []
     for p_idx, prompt in enumerate(plan.prompts):
         for s_idx in range(cfg.samples_per_prompt):
             sid = f"p{p_idx:03d}s{s_idx}"          # VBench-Long: no '_' in video names
@@ -176,21 +174,14 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
             out = generate_sample(bb, plan, cfg, prompt, seed, run_dir / "videos" / f"{sid}.mp4",
                                   run_dir / "timelines" / f"{sid}.npz", poses)
             gen_s = time.perf_counter() - t0
-            result = evaluator.evaluate(out["frames"], prompt=prompt, seed=seed, sample_id=sid,
-                                        run_dir=run_dir)
-            if result is not None:
-                metrics[sid] = result
             cs = out["chunk_seconds"]
             samples.append({"id": sid, "prompt": prompt, "seed": seed,
                             "video": f"videos/{sid}.mp4", "timeline": f"timelines/{sid}.npz",
-                            "latent_frames": plan.horizon, "video_frames": len(out["frames"]),
+                            "latent_frames": plan.horizon, "video_frames": out["video_frames"],
                             "seconds": gen_s, "chunk_seconds": cs,
                             "chunk_seconds_median": sorted(cs)[len(cs) // 2],
                             "kv_cache_mb": out["kv_cache_mb"]})
-            logger.log_sample(samples[-1], result["full"].metrics() if result else None)
-    summary = evaluator.summarize(metrics, run_dir) if metrics else {}
-    if summary:
-        _write_json(run_dir / "metrics.json", summary)
+            logger.log_sample(samples[-1], None)
     record = {
         "status": "complete",
         "choices": choices or {},          # config-group options, e.g. cache: tether_no_tame
@@ -203,7 +194,13 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     _write_json(run_dir / "record.json", record)
-    logger.finish(summary)
+    # Evaluation is its own step on the finished run dir (python -m tethercache.eval), run inline
+    # here when an evaluator is configured: it decodes the mp4s, so no frames were kept above.
+    summary = None
+    if cfg.eval.name != "none":
+        from .eval.rundir import evaluate_run
+        summary = evaluate_run(run_dir, cfg.eval)
+    logger.finish(summary or {})
     return record
 
 

@@ -11,10 +11,14 @@ import torch
 
 
 class Mp4Writer:
-    def __init__(self, path, fps: int = 16, crf: int = 12, scale: int = 1):
+    """`lossless`: RGB H.264 at qp 0 (libx264rgb), decoded back bit-exact, for evaluators that
+    score exact colours (the toy evaluator: crf 12 yuv420p costs real toy footage ~0.09 imaging
+    quality). Most browsers do not play it; VLC/ffplay do."""
+
+    def __init__(self, path, fps: int = 16, crf: int = 12, scale: int = 1, lossless: bool = False):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.stem + ".partial.mp4")
-        self.fps, self.crf, self.scale = fps, crf, scale
+        self.fps, self.crf, self.scale, self.lossless = fps, crf, scale, lossless
         self._container = None
         self._stream = None
         self.frames_written = 0
@@ -22,9 +26,14 @@ class Mp4Writer:
     def _open(self, height: int, width: int) -> None:
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(str(self.partial), mode="w")
-        s = self._container.add_stream("libx264", rate=self.fps)
-        s.height, s.width, s.pix_fmt = height, width, "yuv420p"
-        s.options = {"crf": str(self.crf), "preset": "veryfast"}
+        if self.lossless:
+            s = self._container.add_stream("libx264rgb", rate=self.fps)
+            s.height, s.width, s.pix_fmt = height, width, "rgb24"
+            s.options = {"qp": "0", "preset": "veryfast"}
+        else:
+            s = self._container.add_stream("libx264", rate=self.fps)
+            s.height, s.width, s.pix_fmt = height, width, "yuv420p"
+            s.options = {"crf": str(self.crf), "preset": "veryfast"}
         self._stream = s
 
     def write(self, frames: torch.Tensor | np.ndarray) -> None:

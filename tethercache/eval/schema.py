@@ -14,9 +14,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from . import scores
+
 DIMENSIONS = ("subject_consistency", "background_consistency", "motion_smoothness",
               "dynamic_degree", "aesthetic_quality", "imaging_quality")
-DIMENSION_RANGES = {d: (0.0, 1.0) for d in DIMENSIONS}
+# Scored only by some evaluators (VBench: temporal flickering with its static filter; the
+# semantic dimensions only in its standard-prompt modes).
+OPTIONAL_DIMENSIONS = ("temporal_flickering", "object_class", "multiple_objects", "human_action",
+                       "color", "spatial_relationship", "scene", "appearance_style",
+                       "temporal_style", "overall_consistency")
+DIMENSION_RANGES = {d: (0.0, 1.0) for d in DIMENSIONS + OPTIONAL_DIMENSIONS}
 CLIP_SECONDS = 2.0          # VBench-Long long_custom_input clip length
 DRIFT_SECONDS = 5.0         # quality drift window at each end of the video
 REVISIT_GAP_BINS = ((22, 56), (57, 112), (113, 224), (225, 448), (449, 10 ** 9))  # toy frames
@@ -50,43 +57,72 @@ class VideoScores:
     revisit_consistency: float = math.nan          # toy only: same camera x, gap > 21 frames
     revisit_by_gap: dict[str, float] = field(default_factory=dict)
     extras: dict[str, float] = field(default_factory=dict)   # evaluator-specific diagnostics
+    # Per-video score of a dimension that is not the mean of its clips (VBench-Long's subject and
+    # background consistency fuse in-clip and clip-to-clip parts per video); wins over the clips.
+    video_scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def quality_drift_abs(self) -> float:
         return abs(self.quality_drift)
 
     @property
+    def dimensions(self) -> list[str]:
+        """The six custom-input dimensions, then any optional ones this evaluator scored."""
+        seen = set(self.video_scores) | {d for c in self.clips for d in c.scores}
+        return [*DIMENSIONS, *(d for d in OPTIONAL_DIMENSIONS if d in seen)]
+
+    @property
+    def duration_s(self) -> float:
+        return self.clips[-1].end_s if self.clips else 0.0
+
+    @property
     def means(self) -> dict[str, float]:
-        """Per-video mean of each dimension over its clips (clips with NaN are left out)."""
+        """Per-video score of each dimension: `video_scores` if given, else the mean over its
+        clips (clips with NaN are left out)."""
         out = {}
-        for d in DIMENSIONS:
+        for d in self.dimensions:
+            if d in self.video_scores:
+                out[d] = self.video_scores[d]
+                continue
             vals = [c.scores[d] for c in self.clips if not math.isnan(c.scores.get(d, math.nan))]
             out[d] = sum(vals) / len(vals) if vals else math.nan
         return out
 
+    def drifts(self) -> dict[str, float]:
+        """Every named drift definition (eval/scores.py), signed and absolute, x100. drift_5s is
+        the evaluator's own `quality_drift` (exact per frame where it has frames)."""
+        clips = [(c.start_s, c.end_s, c.scores.get("imaging_quality", math.nan)) for c in self.clips]
+        d = scores.drifts(clips, self.duration_s)
+        d["drift_5s"] = self.quality_drift
+        return scores.with_abs(d)
+
     def clip_rows(self) -> list[dict]:
         """Rows of the per-clip CSV (drift curves): one per 2-second clip."""
         return [{"evaluator": self.evaluator, "video": self.video, "clip": c.index,
-                 "start_s": c.start_s, "end_s": c.end_s, **{d: c.scores.get(d, math.nan) for d in DIMENSIONS}}
+                 "start_s": c.start_s, "end_s": c.end_s,
+                 **{d: c.scores.get(d, math.nan) for d in self.dimensions}}
                 for c in self.clips]
 
     def metrics(self) -> dict:
         """Flat metrics dict (metrics.json): means, drift, revisit, extras."""
+        means = self.means
         out = {"evaluator": self.evaluator, "video": self.video, "prompt": self.prompt,
-               "n_clips": len(self.clips), **self.means,
+               "n_clips": len(self.clips), "duration_s": self.duration_s, **means,
+               "quality": scores.quality(means), "semantic": scores.semantic(means),
+               "total": scores.total(means),
                "quality_drift": self.quality_drift, "quality_drift_abs": self.quality_drift_abs,
-               "revisit_consistency": self.revisit_consistency}
+               **self.drifts(), "revisit_consistency": self.revisit_consistency}
         out.update({f"revisit_{k}": v for k, v in self.revisit_by_gap.items()})
         out.update({f"extra_{k}": v for k, v in self.extras.items()})
         return out
 
     def validate(self) -> None:
-        for c in self.clips:
-            for d in DIMENSIONS:
+        where = [(f"clip {c.index}", c.scores) for c in self.clips] + [("video", self.video_scores)]
+        for name, row in where:
+            for d, v in row.items():
                 lo, hi = DIMENSION_RANGES[d]
-                v = c.scores[d]
                 if not (math.isnan(v) or lo <= v <= hi):
-                    raise ValueError(f"{self.evaluator}/{self.video} clip {c.index}: {d}={v} outside [{lo}, {hi}]")
+                    raise ValueError(f"{self.evaluator}/{self.video} {name}: {d}={v} outside [{lo}, {hi}]")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,9 +135,12 @@ class VideoScores:
 
 def write_clip_csv(path: str | Path, videos: Iterable[VideoScores]) -> Path:
     path = Path(path)
+    videos = list(videos)
     rows = [r for v in videos for r in v.clip_rows()]
+    extra = [d for d in OPTIONAL_DIMENSIONS if any(d in r for r in rows)]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["evaluator", "video", "clip", "start_s", "end_s", *DIMENSIONS])
+        writer = csv.DictWriter(f, fieldnames=["evaluator", "video", "clip", "start_s", "end_s",
+                                               *DIMENSIONS, *extra], restval=math.nan)
         writer.writeheader()
         writer.writerows(rows)
     return path

@@ -1,4 +1,4 @@
-"""`eval=toy` inside a run: score each generated video with the toy evaluator, also on its
+"""`eval=toy` on a finished run dir: score each decoded video with the toy evaluator, also on its
 standard-horizon prefixes, and write clips.csv + a quality-over-time plot.
 
 Prefixes: generation is causal and seeded chunk by chunk, so the first 120 latent frames of a
@@ -13,18 +13,33 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..toyworld.world import TOY_FPS, ToyWorld
-from .schema import CLIP_SECONDS, DIMENSIONS, VideoScores, summarize_videos, write_clip_csv
+from .frame_evaluator import FrameEvaluator
+from .registry import register
+from .rundir import atomic
+from .schema import CLIP_SECONDS, VideoScores, summarize_videos, write_clip_csv
 from .toy import ToyEvaluator
 
 HORIZON_FRAMES = {"5s": 21, "30s": 120, "60s": 240, "240s": 960}
 
 
-class ToyRunEvaluator:
+@register("toy")
+class ToyRunEvaluator(FrameEvaluator):
     def __init__(self, ecfg):
         self.evaluator = ToyEvaluator()
         self.prefixes = [h for h in (ecfg.get("prefixes") or [])]
         self.hold = 4
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        bb = cfg.get("backbone") or {}
+        if not bb.get("poses", False) and (bb.get("text") or {}).get("kind") != "grammar":
+            raise ConfigError(f"eval=toy: needs a toy-world backbone (backbone={bb.get('name')}); "
+                              "use eval=none")
+        for h in cfg.eval.get("prefixes") or []:
+            if h not in HORIZON_FRAMES:
+                raise ConfigError(f"eval.prefixes: {h!r} is not a horizon; allowed: {list(HORIZON_FRAMES)}")
 
     def evaluate(self, frames, *, prompt, seed, poses=None, sample_id, run_dir):
         video = frames.cpu().numpy() if hasattr(frames, "cpu") else np.asarray(frames)
@@ -48,8 +63,10 @@ class ToyRunEvaluator:
     def summarize(self, metrics: dict, run_dir) -> dict:
         run_dir = Path(run_dir)
         full = [m["full"] for m in metrics.values()]
-        write_clip_csv(run_dir / "clips.csv", full)
-        plot_quality_over_time(full, run_dir / "quality_over_time.png")
+        with atomic(run_dir / "clips.csv") as tmp:
+            write_clip_csv(tmp, full)
+        with atomic(run_dir / "quality_over_time.png") as tmp:
+            plot_quality_over_time(full, tmp)
         out = summarize_videos(full)
         prefixes = {h: summarize_videos([m[h] for m in metrics.values() if h in m])
                     for h in self.prefixes if any(h in m for m in metrics.values())}
@@ -73,5 +90,5 @@ def plot_quality_over_time(videos: list[VideoScores], path: Path,
     if len(videos) <= 6:
         np.atleast_1d(axes)[-1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

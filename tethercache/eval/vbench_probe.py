@@ -1,0 +1,20 @@
+"""Run by the VBench venv's interpreter (`<eval.python> tethercache/eval/vbench_probe.py`): prints
+one JSON line saying what imports there and whether a CUDA GPU is visible. Standalone on purpose:
+it imports nothing from tethercache (that venv has vbench's pins, not ours)."""
+import json
+import sys
+
+out = {"python": sys.version.split()[0]}
+try:
+    import torch
+    out.update(torch=torch.__version__, cuda=torch.cuda.is_available(),
+               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    import numpy
+    import transformers
+    out.update(numpy=numpy.__version__, transformers=transformers.__version__)
+    import vbench2_beta_long  # noqa: F401  (imports vbench, torchvision, decord, dreamsim, scenedetect, moviepy)
+    from importlib.metadata import version
+    out.update(vbench=version("vbench"), vbench_long=True)
+except Exception as e:  # report, never raise: the caller turns this into one line
+    out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+print(json.dumps(out))
