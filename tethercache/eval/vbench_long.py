@@ -23,8 +23,9 @@ The command is `<eval.python> -m vbench2_beta_long.eval_long --mode long_custom_
 TORCH_HOME = <cache_dir>/torch (DINO's hub entry point loads its weights from there), offline.
 
 Per clip: VBench splits at the video's own fps into 2-s clips; a short tail is extended backwards
-(`split_video_into_clips`), so the last clip spans the video's last 2 s. Consistency dimensions
-come per video only (VBench fuses them per video), so their clip cells are NaN.
+(`split_video_into_clips`), so the last clip spans the video's last 2 s. Every dimension, the
+fused consistency ones included, comes per clip (see `_item_key`); a per-video mean is the mean of
+its clips, and VBench's overall is the mean over all clips of all videos.
 Before any work, `check` names everything missing: interpreter, vbench import, GPU (eval_long.py
 hard-codes cuda), weight files.
 """
@@ -47,7 +48,6 @@ from .video_checks import scan_mp4
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("vbench_probe.py")
 LONG_CUSTOM_DIMENSIONS = (*DIMENSIONS, "temporal_flickering")   # what long_custom_input can score
-CONSISTENCY = ("subject_consistency", "background_consistency")
 # Files under VBENCH_CACHE_DIR that vbench/utils.py init_submodules (local=True) would otherwise
 # wget / git clone, per dimension; "torch/..." is our TORCH_HOME (DINO's hubconf fetches there).
 WEIGHTS = {
@@ -250,15 +250,28 @@ def clip_spans(n_frames: int, fps: float) -> list[tuple[float, float]]:
     return spans
 
 
-def _clip_key(path: str) -> tuple[str, int]:
-    """'.../split_clip/p000s0/p000s0_003.mp4' -> ('p000s0', 3); '..._full.mp4' -> (.., 0)."""
-    stem = os.path.basename(path).rsplit(".", 1)[0]
-    vid, _, idx = stem.partition("_")
-    if idx == "full":
-        return vid, 0
-    if not idx.isdigit():
-        raise ValueError(path)
-    return vid, int(idx)
+def _item_key(path: str) -> tuple[str, int | None]:
+    """(video id, clip index or None for a whole-video score) of a VBench result path:
+    '.../split_clip/p000s0/p000s0_003.mp4' -> ('p000s0', 3) ('_full': the whole short video, 0);
+    '.../p000s0_003.mp4/p000s0.mp4' -> ('p000s0', 3): `reorganize_clips_results` builds its
+    "per long video" keys from each clip's own path, so those lists hold one entry per clip;
+    '.../p000s0.mp4' -> ('p000s0', None)."""
+    def split(name):
+        stem = name.rsplit(".", 1)[0]
+        vid, sep, idx = stem.partition("_")
+        if not sep:
+            return vid, None
+        if idx == "full":
+            return vid, 0
+        if idx.isdigit():
+            return vid, int(idx)
+        raise ValueError(f"unexpected clip name {name!r}")
+    vid, idx = split(os.path.basename(path))
+    if idx is None:
+        parent_vid, parent_idx = split(os.path.basename(os.path.dirname(path)) or "x")
+        if parent_vid == vid and parent_idx is not None:
+            return vid, parent_idx
+    return vid, idx
 
 
 def _number(x, where: str, scale: float) -> float:
@@ -282,21 +295,21 @@ def parse_results(data, dims: list[str], timing: dict[str, tuple[int, float]],
         if dim not in data:
             continue
         entry = data[dim]
-        if not isinstance(entry, list) or len(entry) not in (2, 3):
+        if not isinstance(entry, list) or len(entry) not in (2, 3) or not isinstance(entry[1], list):
             raise CorruptResults(f"{source}: {dim}: expected [overall, details(, per-video)]")
-        scale = 100.0 if dim == "imaging_quality" else 1.0    # VBench divides only the overall
+        scale = 100.0 if dim == "imaging_quality" else 1.0    # VBench divides only the overall by 100
+        # [overall, clip details, per-clip "averages"] or, for subject/background consistency,
+        # [overall, fused in-clip + clip-to-clip entries]: entry[1] holds the scores either way.
         try:
-            if len(entry) == 3:
-                for item in entry[1]:
-                    vid, idx = _clip_key(item["video_path"])
-                    if vid in clip_vals:
-                        clip_vals[vid].setdefault(dim, {})[idx] = _number(
-                            item["video_results"], f"{source}: {dim} {item['video_path']}", scale)
-            else:                                    # subject/background: per-video fused scores
-                for item in entry[1]:
-                    vid = os.path.basename(item["video_path"]).rsplit(".", 1)[0]
-                    if vid in video_vals:
-                        video_vals[vid][dim] = _number(item["video_results"], f"{source}: {dim} {vid}", scale)
+            for item in entry[1]:
+                vid, idx = _item_key(item["video_path"])
+                if vid not in timing:
+                    continue
+                v = _number(item["video_results"], f"{source}: {dim} {item['video_path']}", scale)
+                if idx is None:
+                    video_vals[vid][dim] = v
+                else:
+                    clip_vals[vid].setdefault(dim, {})[idx] = v
         except (TypeError, KeyError, ValueError) as e:
             raise CorruptResults(f"{source}: {dim}: malformed entry ({type(e).__name__}: {e})") from None
     out = {}
@@ -304,10 +317,9 @@ def parse_results(data, dims: list[str], timing: dict[str, tuple[int, float]],
         spans = clip_spans(n, fps)
         lacking = []
         for dim in dims:
-            if dim in CONSISTENCY and dim in data and len(data[dim]) == 2:
-                if dim not in video_vals[vid]:
-                    lacking.append(dim)
-            elif set(clip_vals[vid].get(dim, {})) != set(range(len(spans))):
+            if dim in video_vals[vid]:
+                continue
+            if set(clip_vals[vid].get(dim, {})) != set(range(len(spans))):
                 have = len(clip_vals[vid].get(dim, {}))
                 lacking.append(f"{dim} ({have} of {len(spans)} clips)" if have else dim)
         if lacking:
