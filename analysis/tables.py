@@ -23,15 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from tethercache.eval.scores import DIM_WEIGHT, NORMALIZE, QUALITY_LIST
+
 from .collect import collect, config_value, variant_labels
 
-# VBench scripts/constant.py NORMALIZE_DIC (reference D.3); Quality = weighted mean of
-# (x - min) / (max - min) over the quality dims an evaluator measured, dynamic degree weight 0.5.
-QUALITY_NORM = {"subject_consistency": (0.1462, 1.0), "background_consistency": (0.2615, 1.0),
-                "temporal_flickering": (0.6293, 1.0), "motion_smoothness": (0.706, 0.9975),
-                "dynamic_degree": (0.0, 1.0), "aesthetic_quality": (0.0, 1.0),
-                "imaging_quality": (0.0, 1.0)}
-DIM_WEIGHT = {"dynamic_degree": 0.5}
+# Quality = weighted mean of VBench-normalised quality dims an evaluator measured (eval/scores.py).
+QUALITY_NORM = {d: NORMALIZE[d] for d in QUALITY_LIST}
 PRESET_ORDER = ("window", "sink", "fifo_relative", "tether_no_grab", "tether_no_tame",
                 "tether_code", "tether", "oracle", "full")
 MISSING = "—"
@@ -44,6 +41,10 @@ DIMS = [("subject_consistency", "Subject", True), ("background_consistency", "Ba
         ("motion_smoothness", "Motion", True), ("dynamic_degree", "Dynamic", True),
         ("aesthetic_quality", "Aesthetic", True), ("imaging_quality", "Imaging", True),
         ("quality", "Quality", True)]
+# The paper's layout for VBench-Long (TetherCache Table 1): Total / Quality / Semantic / drift.
+MAIN_VBENCH = [("total", "Total", True), ("quality", "Quality", True), ("semantic", "Semantic", True),
+               ("drift_5s", "Drift 5s", False), ("drift_5s_abs", "|Drift 5s|", False),
+               ("drift_clip", "Drift clip", False), ("drift_15pct", "Drift 15%", False)]
 COST = [("chunk_ms", "Chunk ms", False), ("kv_cache_mb", "KV MB", False),
         ("peak_rss_mb", "Peak RSS MB", False)]
 
@@ -171,6 +172,12 @@ def _note(df: pd.DataFrame, extra: str = "") -> str:
             f"mean of [{dims}], dynamic degree weight 0.5. Runs: {df['run_dir'].nunique()}.{extra}")
 
 
+VBENCH_NOTE = (" VBench-Long (long_custom_input, 2-s clips). Semantic and Total need VBench's nine "
+               "semantic dimensions, which custom prompts cannot score: — there. Drifts: imaging "
+               "quality first minus last (x100): 5s = first vs last 5 s (clips weighted by overlap), "
+               "clip = first vs last 2-s clip, 15% = first vs last 15 % of the video.")
+
+
 def scored_groups(df: pd.DataFrame):
     """(name suffix, rows) per (backbone, evaluator) that has scores."""
     scored = df[df["evaluator"].notna()] if "evaluator" in df.columns else df.iloc[0:0]
@@ -178,13 +185,25 @@ def scored_groups(df: pd.DataFrame):
         yield f"{bb}_{ev}", add_quality(dedupe(g))
 
 
-def main_tables(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+def main_tables(df: pd.DataFrame, out_dir: Path, baseline: str | None = None,
+                resamples: int = 4000, seed: int = 0) -> list[Path]:
     written = []
     for suffix, g in scored_groups(df):
         g = g.assign(row=g["variant"])
         rows, hs = row_order(g["row"]), _horizons(g)
-        written += write_table(out_dir, f"main_{suffix}", cell_table(g, rows, MAIN, hs),
-                               "cache", _note(g))
+        vbench = set(g["evaluator"]) == {"vbench_long"}
+        note = _note(g, VBENCH_NOTE if vbench else "")
+        written += write_table(out_dir, f"main_{suffix}", cell_table(g, rows, MAIN_VBENCH if vbench else MAIN, hs),
+                               "cache", note)
+        if baseline is not None and baseline in set(g["row"]):
+            from .contrasts import DEFAULT_METRICS, contrast_table
+            metrics = ["total", "quality", "semantic", "drift_5s", "drift_clip"] if vbench else DEFAULT_METRICS
+            c_rows, groups, cells, spreads = contrast_table(g, baseline, None, metrics, resamples, seed)
+            c_note = (f"Paired by prompt vs {baseline}: mean over prompts of the per-prompt difference "
+                      f"(seeds averaged first; x100 for scores, drifts already x100) [95 % bootstrap "
+                      f"over prompts, {resamples} resamples, seed {seed}]; * = interval excludes 0."
+                      + (" Seed spread: " + "; ".join(spreads) if spreads else ""))
+            written += write_table(out_dir, f"contrasts_{suffix}", (c_rows, groups, cells), "contrast", c_note)
         written += write_table(out_dir, f"dims_{suffix}", cell_table(g, rows, DIMS, hs, show_n=False),
                                "cache", _note(g))
     own = df[~df["prefix"].astype(bool)].assign(chunk_ms=lambda d: d["chunk_seconds_median"] * 1e3)
@@ -237,13 +256,18 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="tables", help="output dir (default tables/)")
     ap.add_argument("--ablate", nargs="+", default=None, metavar="KEY",
                     help="swept key(s), e.g. alpha, cache.tau, or sink memory recent")
+    ap.add_argument("--baseline", default=None,
+                    help="also write paired contrasts (bootstrap CIs over prompts) vs this arm")
+    ap.add_argument("--resamples", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     a = ap.parse_args(argv)
     try:
         df = collect(a.roots)
         if df.empty:
             sys.exit("error: no complete runs under " + ", ".join(a.roots))
         out = Path(a.out)
-        written = ablation_tables(df, a.ablate, out) if a.ablate else main_tables(df, out)
+        written = (ablation_tables(df, a.ablate, out) if a.ablate
+                   else main_tables(df, out, a.baseline, a.resamples, a.seed))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     if not written:
