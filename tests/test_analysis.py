@@ -20,6 +20,7 @@ from conftest import ROOT
 from analysis import collect as collect_mod
 from analysis import plot_drift, recall, tables
 from tethercache.cache.storage import MEMORY, RECENT, SINK
+from tethercache.errors import ConfigError
 from tethercache.eval import registry
 from tethercache.eval.rundir import evaluate_run
 from tethercache.eval.schema import DIMENSIONS, ClipScores, VideoScores
@@ -249,6 +250,11 @@ def test_every_experiment_job_composes_and_validates(name):
         for job in itertools.product(*axes):
             cfg = compose("config", overrides=[f"experiment={name}", *job, "backbone.weights=null",
                                                "++backbone.require_weights=false"])
+            if cfg.backbone.name == "self_forcing":      # real weights and prompts: user paths
+                with pytest.raises(ConfigError, match="backbone.wan_dir, prompts.file: required"):
+                    validate(cfg)
+                assert cfg.prompts.name == "file" and cfg.eval.name == "none"
+                continue
             plan = validate(cfg)
             if cfg.backbone.name == "toy":
                 assert cfg.prompts.name == "heldout" and len(plan.prompts) == 8

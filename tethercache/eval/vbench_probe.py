@@ -18,3 +18,4 @@ try:
 except Exception as e:  # report, never raise: the caller turns this into one line
     out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 print(json.dumps(out))
+sys.exit(1 if "error" in out else 0)     # make vbench-env fails when vbench does not import
