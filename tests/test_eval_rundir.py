@@ -176,3 +176,14 @@ def test_find_run_dirs_expands_a_sweep_dir_but_not_eval_subdirs(run_dir, tmp_pat
     assert find_run_dirs([tmp_path / "sweep"]) == [a, b]
     with pytest.raises(ConfigError, match="no such directory"):
         find_run_dirs([tmp_path / "nope"])
+
+
+def test_score_py_runs_one_job_per_shard_through_hydra_multirun(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    r = subprocess.run([sys.executable, "score.py", "-m", f"runs=[{run}]", "eval=toy", "eval.prefixes=[]",
+                        "eval.num_shards=2", "eval.shard=0,1", f"hydra.sweep.dir={tmp_path / 'score'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "score").iterdir() if p.is_dir()) == ["shard-0-of-2", "shard-1-of-2"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["videos"]) == 4 and "shard 1/2 not started (p000s1, p001s1)" in r.stdout

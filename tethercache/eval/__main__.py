@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
-from .rundir import NotFinished, evaluate_run, find_run_dirs, load_finished
+from .rundir import evaluate_paths
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "eval"
 
@@ -59,32 +59,15 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     overrides = [i for i in a.items if "=" in i]
     paths = [i for i in a.items if "=" not in i]
+    err = lambda m: print(m, file=sys.stderr)
     try:
         if not paths:
             raise ConfigError("no run dirs given")
-        ecfg = eval_config(overrides)
-        runs = find_run_dirs(paths)
-        refused = []
-        for r in runs:                           # refuse before anything is scored
-            try:
-                load_finished(r)
-            except NotFinished as e:
-                refused.append((r, str(e)))
-        for _, msg in refused:
-            print(f"{'skipped' if a.skip_unfinished else 'error'}: {msg}", file=sys.stderr)
-        if refused and not a.skip_unfinished:
-            return 2
-        done = {r for r, _ in refused}
-        unmerged = 0
-        for r in runs:
-            if r not in done and evaluate_run(r, ecfg, force=a.force, log=print) is None:
-                unmerged += 1
+        return evaluate_paths(paths, eval_config(overrides), force=a.force,
+                              skip_unfinished=a.skip_unfinished, err=err)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        err(f"error: {e}")
         return 2
-    if unmerged:
-        print(f"{unmerged} run(s) not merged yet (videos unscored, see above)", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -243,3 +243,24 @@ def find_run_dirs(paths) -> list[Path]:
             raise ConfigError(f"{p}: no run dirs below (no record.json, videos/ or .hydra/)")
         out += found
     return out
+
+
+def evaluate_paths(paths, ecfg=None, *, force: bool = False, skip_unfinished: bool = False,
+                   log: Callable = print, err: Callable = print) -> int:
+    """Score every run dir under `paths` (CLI and score.py). Unfinished runs are refused before
+    anything is scored (exit status 2) unless `skip_unfinished`. Returns the exit status."""
+    runs = find_run_dirs(paths)
+    refused = {}
+    for r in runs:
+        try:
+            load_finished(r)
+        except NotFinished as e:
+            refused[r] = str(e)
+    for msg in refused.values():
+        err(f"{'skipped' if skip_unfinished else 'error'}: {msg}")
+    if refused and not skip_unfinished:
+        return 2
+    unmerged = sum(evaluate_run(r, ecfg, force=force, log=log) is None for r in runs if r not in refused)
+    if unmerged:
+        err(f"{unmerged} run(s) not merged yet (videos unscored, see above)")
+    return 0
