@@ -205,6 +205,11 @@ def test_end_to_end_with_a_stand_in_interpreter(run_dir, fake_python, weights, m
     logs.clear()
     evaluate_run(run_dir, e, log=logs.append)
     assert not (work / "invocation.json").exists() and "all 3 videos already scored" in logs[0]
+    # another node with the weights elsewhere (a shard job) reuses the scores
+    other = shutil.copytree(weights, weights.parent / "elsewhere")
+    logs.clear()
+    evaluate_run(run_dir, ecfg(python=str(fake_python), cache_dir=str(other), shard=0), log=logs.append)
+    assert "all 3 videos already scored" in logs[0]
 
 
 def test_failures_never_look_scored(run_dir, fake_python, weights, monkeypatch):

@@ -26,7 +26,9 @@ from . import registry
 from .schema import VideoScores
 
 EVAL_DIR = "eval"
-SHARD_KEYS = ("shard", "num_shards")
+# Eval keys that say where or how a job runs, not what it computes: shard jobs on different nodes
+# (other paths, other env vars) still share each other's score files.
+NOT_SCORE_KEYS = ("shard", "num_shards", "python", "cache_dir", "timeout_s")
 
 
 class NotFinished(ConfigError):
@@ -93,9 +95,9 @@ def shard_ids(ids, shard: int, num_shards: int) -> list[str]:
 
 # ---- one video's stored scores ----------------------------------------------------------------
 def eval_fingerprint(ecfg) -> dict:
-    """The eval config that changes scores (not which shard a job scores)."""
+    """The eval config that changes scores."""
     c = OmegaConf.to_container(ecfg, resolve=True) if OmegaConf.is_config(ecfg) else dict(ecfg)
-    return {k: v for k, v in c.items() if k not in SHARD_KEYS}
+    return {k: v for k, v in c.items() if k not in NOT_SCORE_KEYS}
 
 
 def _source(path: Path) -> list:
