@@ -86,6 +86,13 @@ def test_partial_results_leave_videos_unscored_with_the_reason():
     assert out["p001s0"] == "VBench results lack aesthetic_quality"
     longer = parse_results(load_results(FIXTURE), DIMS, {**TIMING, "p001s0": (80, 16.0)}, {})
     assert "(2 of 3 clips)" in longer["p001s0"]
+    # temporal flickering: VBench's static filter drops static clips by design
+    flicker = load_results(FIXTURE)
+    flicker["temporal_flickering"] = [0.97, [{"video_path": "/w/videos/temporal_flickering/filtered_clips/p000s0_002.mp4",
+                                              "video_results": 0.97}], []]
+    out = parse_results(flicker, [*DIMS, "temporal_flickering"], TIMING, {})
+    assert out["p000s0"].metrics()["temporal_flickering"] == pytest.approx(0.97)
+    assert math.isnan(out["p001s0"].metrics()["temporal_flickering"])
 
 
 @pytest.mark.parametrize("mutate,match", [
