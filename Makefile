@@ -39,11 +39,11 @@ tables: setup
 # VBench-Long in its own venv: vbench pins transformers==4.33.2 and numpy<2, which clash with the
 # generation stack. torch + torchvision go in first, from the package registry (a CUDA build: what
 # VBench's GPU-only scoring needs; it also imports on a CPU machine), so vbench's deps resolve
-# against them. "!=2.13.0+cpu" keeps pip from taking a local CPU-only torch wheel, for which the
-# registry has no matching torchvision. Another build: make vbench-env VBENCH_TORCH="torch==... torchvision==...".
+# against them. torchvision <= 0.25: vbench2_beta_long imports torchvision.io.write_video, which
+# 0.26 removed. Another build: make vbench-env VBENCH_TORCH="torch==... torchvision==...".
 # Its interpreter is eval.python in conf/eval/vbench_long.yaml; weights go in eval.cache_dir (README).
 VBENCH_VENV  ?= .venv-vbench
-VBENCH_TORCH ?= 'torch==2.13.0,!=2.13.0+cpu' torchvision==0.28.0
+VBENCH_TORCH ?= torch==2.10.0 torchvision==0.25.0
 VBENCH_PIP   := $(VBENCH_VENV)/bin/python -m pip install -q
 vbench-env: $(VBENCH_VENV)/.installed
 

@@ -235,3 +235,40 @@ def test_failures_never_look_scored(run_dir, fake_python, weights, monkeypatch):
     assert not (run_dir / "metrics.json").exists()
     monkeypatch.delenv("FAKE_VBENCH")
     assert len(evaluate_run(run_dir, e, log=logs.append)["videos"]) == 2      # only p001s0 rescored
+
+
+VENV_PYTHON = ROOT / ".venv-vbench" / "bin" / "python"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VENV_PYTHON.is_file(), reason="needs the VBench venv (make vbench-env)")
+def test_real_vbench_splitting_and_result_format_match_our_parser(tmp_path):
+    """VBench's own split_video_into_clips + reorganize_clips_results + save_json (CPU) on real
+    mp4s: our clip spans and parser agree with what it cut and wrote."""
+    import subprocess
+
+    from tethercache.eval.video_checks import scan_mp4
+    videos = tmp_path / "videos"
+    rng = np.random.default_rng(0)
+    for sid, n in (("p000s0", 80), ("p001s0", 20), ("p002s0", 64)):
+        with Mp4Writer(videos / f"{sid}.mp4", fps=16) as w:
+            w.write(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "r_eval_results.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([str(VENV_PYTHON), str(DATA / "real_vbench_cpu.py"), str(videos), str(out)],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    timing = {p.stem: scan_mp4(p)[:2] for p in videos.glob("*.mp4")}
+    parsed = parse_results(load_results(out), ["imaging_quality"], timing, {})
+    for sid, n_clips in (("p000s0", 3), ("p001s0", 1), ("p002s0", 2)):
+        cut = sorted((videos / "split_clip" / sid).glob("*.mp4"))
+        assert len(cut) == n_clips == len(parsed[sid].clips)
+        assert [c.scores["imaging_quality"] for c in parsed[sid].clips] == pytest.approx(
+            [(50 + i) / 100 for i in range(n_clips)])
+        frames = [scan_mp4(c)[0] for c in cut]
+        spans = clip_spans(*timing[sid])
+        assert frames == [round(16 * (b - a)) for a, b in spans]
+
+
+def test_clip_length_uses_vbenchs_truncated_fps():
+    assert len(clip_spans(240, 23.976)) == 6 and clip_spans(240, 23.976)[0][1] == pytest.approx(46 / 23.976)

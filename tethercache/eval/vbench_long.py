@@ -243,8 +243,9 @@ def latest_results(results_dir: Path) -> Path:
 
 def clip_spans(n_frames: int, fps: float) -> list[tuple[float, float]]:
     """(start_s, end_s) of each clip as vbench2_beta_long/utils.py split_video_into_clips cuts it:
-    int(fps * 2) frames each, a short tail extended backwards, a video under 2 s kept whole."""
-    seg = int(fps * CLIP_SECONDS)
+    int(fps) * 2 frames each (VBench truncates the fps first), a short tail extended backwards, a
+    video under 2 s kept whole."""
+    seg = int(fps) * int(CLIP_SECONDS)
     if n_frames < seg:
         return [(0.0, n_frames / fps)]
     spans = [(i * seg / fps, (i + 1) * seg / fps) for i in range(n_frames // seg)]
