@@ -40,7 +40,9 @@ tables: setup
 # generation stack. torch + torchvision go in first, from the package registry (a CUDA build: what
 # VBench's GPU-only scoring needs; it also imports on a CPU machine), so vbench's deps resolve
 # against them. torchvision <= 0.25: vbench2_beta_long imports torchvision.io.write_video, which
-# 0.26 removed. Another build: make vbench-env VBENCH_TORCH="torch==... torchvision==...".
+# 0.26 removed. With transformers==4.33.2: peft==0.6.2 (dreamsim pulls peft, whose newer releases
+# import transformers.Cache) and setuptools<81 (openai-clip imports pkg_resources).
+# Another build: make vbench-env VBENCH_TORCH="torch==... torchvision==...".
 # Its interpreter is eval.python in conf/eval/vbench_long.yaml; weights go in eval.cache_dir (README).
 VBENCH_VENV  ?= .venv-vbench
 VBENCH_TORCH ?= torch==2.10.0 torchvision==0.25.0
@@ -51,7 +53,8 @@ $(VBENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(VBENCH_VENV)
 	$(VBENCH_PIP) --upgrade pip
 	$(VBENCH_PIP) $(VBENCH_TORCH)
-	$(VBENCH_PIP) vbench==0.1.5 'numpy<2' scenedetect dreamsim 'moviepy<2' av $(VBENCH_TORCH)
+	$(VBENCH_PIP) vbench==0.1.5 'numpy<2' scenedetect dreamsim 'moviepy<2' av 'peft==0.6.2' \
+	    'setuptools<81' $(VBENCH_TORCH)
 	$(VBENCH_VENV)/bin/python tethercache/eval/vbench_probe.py
 	touch $@
 

@@ -12,8 +12,13 @@ try:
     import numpy
     import transformers
     out.update(numpy=numpy.__version__, transformers=transformers.__version__)
-    import vbench2_beta_long  # noqa: F401  (imports vbench, torchvision, decord, dreamsim, scenedetect, moviepy)
+    import importlib
     from importlib.metadata import version
+    # every dimension module long_custom_input can score (they import CLIP, DreamSim, pyiqa, AMT,
+    # RAFT code: no weights are loaded at import)
+    for dim in ("subject_consistency", "background_consistency", "motion_smoothness", "dynamic_degree",
+                "aesthetic_quality", "imaging_quality", "temporal_flickering"):
+        importlib.import_module(f"vbench2_beta_long.{dim}")
     out.update(vbench=version("vbench"), vbench_long=True)
 except Exception as e:  # report, never raise: the caller turns this into one line
     out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
