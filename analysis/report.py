@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -42,7 +43,7 @@ from .collect import collect, find_runs, variant_labels
 from .tables import COST, DIMS, MAIN, MISSING, _horizons, add_quality, dedupe, row_order
 
 ASSETS = Path(__file__).with_name("report_assets")
-ENCODER = "h264-crf20-v1"              # part of the media cache key: change it to re-encode
+ENCODER = "h264-crf20-v2"              # part of the media cache key: change it to re-encode
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948",
            "#9c755f", "#ff9da7", "#bab0ac")
 # Which way is better, per metric column (signed drift: closest to 0).
@@ -107,29 +108,23 @@ def encode_preview(src: Path, media_dir: Path, height: int = 256) -> dict:
     tmp = video.with_suffix(".tmp.mp4")
     with av.open(str(src)) as inp:
         s_in = inp.streams.video[0]
-        fps = s_in.average_rate or 16
+        fps = Fraction(s_in.average_rate or 16)
         h, w = s_in.codec_context.height, s_in.codec_context.width
-        if h <= height:                              # integer nearest-neighbour upscale
+        if h <= height:                    # integer nearest-neighbour upscale: pixels stay sharp
             up = height // h
-            out_w, out_h = _even(w * up), _even(h * up)
-        else:                                        # larger than the preview: shrink smoothly
-            up, out_h = 0, _even(height)
-            out_w = _even(round(w * height / h))
-        last = None
+            out_w, out_h, how = _even(w * up), _even(h * up), "POINT"
+        else:                              # larger than the preview: shrink smoothly
+            out_w, out_h, how = _even(round(w * height / h)), _even(height), "AREA"
+        last, n = None, 0
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
             s = out.add_stream("libx264", rate=fps)
             s.width, s.height, s.pix_fmt = out_w, out_h, "yuv420p"
             s.codec_context.gop_size = max(1, int(round(2 * float(fps))))   # seek grain: 2 s
             s.options = {"crf": "20", "preset": "veryfast"}
-            n = 0
             for frame in inp.decode(s_in):
-                if up:
-                    rgb = frame.to_ndarray(format="rgb24").repeat(up, 0).repeat(up, 1)
-                    rgb = np.ascontiguousarray(rgb[:out_h, :out_w])
-                else:
-                    rgb = frame.reformat(out_w, out_h, "rgb24", interpolation="AREA").to_ndarray()
-                last = rgb
-                for packet in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                last = frame.reformat(out_w, out_h, "yuv420p", interpolation=how)
+                last.pts, last.time_base = n, Fraction(1) / fps    # renumbered at `fps`
+                for packet in s.encode(last):
                     out.mux(packet)
                 n += 1
             for packet in s.encode():
@@ -137,8 +132,7 @@ def encode_preview(src: Path, media_dir: Path, height: int = 256) -> dict:
     if last is None:
         tmp.unlink(missing_ok=True)
         raise ReportError(f"{src}: no frames to decode")
-    from PIL import Image
-    Image.fromarray(last).save(poster.with_suffix(".tmp.jpg"), quality=90)
+    last.to_image().save(poster.with_suffix(".tmp.jpg"), quality=90)
     os.replace(poster.with_suffix(".tmp.jpg"), poster)
     os.replace(tmp, video)
     info = {"video": f"{media_dir.name}/{video.name}", "poster": f"{media_dir.name}/{poster.name}",
@@ -239,9 +233,15 @@ def html_table(df: pd.DataFrame, rows: list, metrics, horizons: list[str], row_h
     for r in rows:
         tds = "".join(f"<td{' class=best' if r in best.get((h, c), ()) else ''}>{cells[(r, h, c)]}</td>"
                       for h in horizons for c, _, _ in cols)
-        body.append(f"<tr><th scope=row>{e(str(r))}</th>{tds}</tr>")
-    return (f"<table><caption>{e(caption)}</caption><thead><tr><th rowspan=2>{e(row_header)}</th>"
-            f"{head1}</tr><tr>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        body.append(f"<tr><th scope=row>{_row_label(str(r))}</th>{tds}</tr>")
+    return (f"<div class=tw><table><caption>{e(caption)}</caption><thead><tr><th rowspan=2>{e(row_header)}</th>"
+            f"{head1}</tr><tr>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _row_label(label: str) -> str:
+    """'tether alpha=0.1': the preset, then the settings that tell its variants apart, muted."""
+    preset, _, keys = label.partition(" ")
+    return html.escape(preset) + (f" <span class=keys>{html.escape(keys)}</span>" if keys else "")
 
 
 def ablation_axes(g: pd.DataFrame) -> dict[str, list[str]]:
@@ -325,8 +325,8 @@ def contrasts_html(paths: list[Path]) -> str:
             tds = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in r.values)
             body.append(f"<tr{' class=sig' if sig else ''}>{tds}</tr>")
         cap = f"Paired contrasts: {p.name}" + (" (shaded: interval excludes 0)" if lo_hi else "")
-        out.append(f"<table class=contrasts><caption>{html.escape(cap)}</caption><thead><tr>{head}"
-                   f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        out.append(f"<div class=tw><table class=contrasts><caption>{html.escape(cap)}</caption><thead><tr>{head}"
+                   f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
     return "\n".join(out)
 
 
@@ -418,6 +418,10 @@ def build(roots, out_dir, preview_height: int = 256, contrasts=(), log=None) -> 
                              "seconds": max(t["seconds"] for t in tiles), "tiles": tiles,
                              "missing": [{k: m[k] for k in ("preset", "status", "reason", "run_dir")}
                                          for m in g["missing"]]})
+    used = {Path(t[k]).name for g in index_groups for t in g["tiles"] for k in ("video", "poster")}
+    for p in media_dir.glob("*") if media_dir.is_dir() else []:     # encodes of old or other runs
+        if p.name not in used and p.with_suffix(".mp4").name not in used:
+            p.unlink()
     dims = [d for d in ["imaging_quality", *DIMENSIONS] if d in dims] + [d for d in dims if d not in DIMENSIONS]
     index = {"groups": index_groups, "variants": [{"label": v, "color": colors[v]} for v in variants],
              "dims": list(dict.fromkeys(dims)), "layers": n_layers}
@@ -459,8 +463,8 @@ def runs_html(statuses: list[dict]) -> str:
         f"</span></td><td>{e(str(s['preset'] or '?'))}</td><td>{e(str(s['horizon'] or '?'))}</td>"
         f"<td>{e(str(s['backbone'] or '?'))}</td><td class=reason>{e(s['reason'])}</td>"
         f"<td><code>{e(s['run_dir'])}</code></td></tr>" for s in sorted(statuses, key=rank))
-    return ("<table class=runs><thead><tr><th>status</th><th>cache</th><th>horizon</th>"
-            f"<th>backbone</th><th>reason</th><th>run dir</th></tr></thead><tbody>{rows}</tbody></table>")
+    return ("<div class=tw><table class=runs><thead><tr><th>status</th><th>cache</th><th>horizon</th>"
+            f"<th>backbone</th><th>reason</th><th>run dir</th></tr></thead><tbody>{rows}</tbody></table></div>")
 
 
 def main(argv=None) -> None:

@@ -9,7 +9,9 @@
   const REGION = { 1: css.getPropertyValue("--sink").trim(), 2: css.getPropertyValue("--memory").trim(),
                    3: css.getPropertyValue("--recent").trim() };
   const DRIFT_S = 0.3;                    // a follower further than this from the leader is re-seeked
-  const state = { shown: new Set(R.variants.slice(0, 4).map(v => v.label)), layer: 0, dim: R.dims[0] };
+  const DEFAULT_SHOWN = 6;                // more variants than this: the reader adds the rest
+  const state = { shown: new Set(R.variants.slice(0, R.variants.length <= DEFAULT_SHOWN ? undefined : 4).map(v => v.label)),
+                  layer: 0, dim: R.dims[0] };
   const groups = [];
 
   // ---- lazily loaded per-group data ----
@@ -40,6 +42,11 @@
     return e;
   }
   const fmt = t => (isFinite(t) ? t : 0).toFixed(1);
+  // "tether alpha=0.1 tau=0.6": the preset in bold, the settings that tell variants apart muted
+  function variantName(label) {
+    const i = label.indexOf(" ");
+    return i < 0 ? el("b", {}, label) : el("span", {}, el("b", {}, label.slice(0, i)), el("span", { class: "keys" }, label.slice(i)));
+  }
 
   // ---- toolbar ----
   function toolbar() {
@@ -47,7 +54,7 @@
     for (const v of R.variants) {
       const cb = el("input", { type: "checkbox", checked: state.shown.has(v.label) });
       const chip = el("label", { class: "chip" + (cb.checked ? "" : " off"), "data-variant": v.label },
-                      cb, el("span", { class: "sw", style: "background:" + v.color }), v.label);
+                      cb, el("span", { class: "sw", style: "background:" + v.color }), variantName(v.label));
       cb.addEventListener("change", () => {
         if (cb.checked) state.shown.add(v.label); else state.shown.delete(v.label);
         chip.classList.toggle("off", !cb.checked);
@@ -194,7 +201,7 @@
         const canvas = el("canvas", { class: "tl" });
         const now = el("div", { class: "now" });
         const node = el("div", { class: "tile", "data-variant": t.variant },
-          el("div", { class: "name" }, el("span", { class: "sw", style: "background:" + t.color }), t.label,
+          el("div", { class: "name" }, el("span", { class: "sw", style: "background:" + t.color }), variantName(t.label),
              t.scored ? null : el("span", { class: "badge", title: "complete, no metrics.json" }, "unscored")),
           video, canvas, now);
         const tile = { ...t, node, video, canvas, now, data: data[t.label], base: document.createElement("canvas") };
