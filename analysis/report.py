@@ -390,11 +390,15 @@ def build(roots, out_dir, preview_height: int = 256, contrasts=(), log=None) -> 
     n_new = n_cached = 0
     index_groups, dims, n_layers = [], [], 0
     clips_cache: dict[str, dict] = {}
-    for gi, g in enumerate(groups):
+    for g in groups:
         tiles, heavy = [], {}
         for t in g["tiles"]:
             s = _sample(t["run_dir"], t["video_id"])
             src = Path(t["run_dir"]) / s.get("video", f"videos/{t['video_id']}.mp4")
+            if not src.is_file():              # complete record, but the file is gone
+                g["missing"].append({"preset": t["label"], "status": "no video", "run_dir": t["run_dir"],
+                                     "reason": f"{src} is missing"})
+                continue
             media = encode_preview(src, media_dir, preview_height)
             cached = media.pop("cached")
             n_cached, n_new = n_cached + cached, n_new + (not cached)
@@ -410,7 +414,9 @@ def build(roots, out_dir, preview_height: int = 256, contrasts=(), log=None) -> 
             dims += [d for d in (clips or {}) if d not in ("start_s", "end_s", *dims)]
             tiles.append({**t, **media, "color": colors[t["variant"]], "has_timeline": bool(timeline)})
             heavy[t["label"]] = {"timeline": timeline, "clips": clips}
-        gid = f"g{gi}"
+        if not tiles:
+            continue
+        gid = f"g{len(index_groups)}"
         (data_dir / f"{gid}.js").write_text(
             f"window.reportData({json.dumps(gid)}, {json.dumps(heavy, separators=(',', ':'))});\n")
         index_groups.append({"id": gid, "prompt": g["prompt"], "seed": g["seed"],

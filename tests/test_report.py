@@ -4,7 +4,7 @@ no browser download).
 
 The sweep: 3 policies x 2 prompts x 5 s, toy backbone with a cheap sampler (2 Euler steps, no
 restart: the pictures are worse, the files and code paths are the real ones), toy evaluator; plus
-a failed run and an unfinished one, which the page must list.
+a failed run, an unscored one and an unfinished one, which the page must show as such.
 """
 import json
 import os
@@ -45,7 +45,14 @@ def sweep(tmp_path_factory):
     rec = json.loads((failed / "record.json").read_text())
     rec.update(status="failed", reason="non-finite latents at chunk 3", choices={"cache": "oracle"})
     (failed / "record.json").write_text(json.dumps(rec))
-    (root / "4-toy-full-5s" / ".hydra").mkdir(parents=True)        # killed before record.json
+    unscored = root / "4-toy-full-5s"                 # complete, evaluation not run yet
+    shutil.copytree(root / "2-toy-tether-5s", unscored)
+    rec = json.loads((unscored / "record.json").read_text())
+    rec["choices"]["cache"] = "full"
+    (unscored / "record.json").write_text(json.dumps(rec))
+    for name in ("metrics.json", "clips.csv"):
+        (unscored / name).unlink()
+    (root / "5-toy-fifo_relative-5s" / ".hydra").mkdir(parents=True)   # killed before record.json
     return root
 
 
@@ -63,16 +70,18 @@ def _index(out: Path) -> dict:
 
 def test_groups_tiles_and_statuses(built, sweep):
     idx = _index(built)
-    assert [v["label"] for v in idx["variants"]] == POLICIES          # tables' preset order
+    assert [v["label"] for v in idx["variants"]] == [*POLICIES, "full"]   # tables' preset order
     assert len(idx["groups"]) == 2 and {g["prompt"] for g in idx["groups"]} == set(PROMPTS)
     for g in idx["groups"]:
-        assert [t["variant"] for t in g["tiles"]] == POLICIES and all(t["scored"] for t in g["tiles"])
+        assert [(t["variant"], t["scored"]) for t in g["tiles"]] == [
+            ("window", True), ("sink", True), ("tether", True), ("full", False)]
         assert {(m["preset"], m["status"]) for m in g["missing"]} == {("oracle", "failed"),
                                                                        (None, "unfinished")}
         assert g["seconds"] == pytest.approx(84 / 16)
     page = (built / "index.html").read_text()
-    assert "non-finite latents at chunk 3" in page and "4-toy-full-5s" in page
-    assert "3 complete" in page and "1 failed" in page and "1 unfinished" in page
+    assert "non-finite latents at chunk 3" in page and "5-toy-fifo_relative-5s" in page
+    for n_status in ("3 complete", "1 unscored", "1 failed", "1 unfinished"):
+        assert n_status in page
     assert "class=best" in page and "Main: quality and drift" in page
     assert "http://" not in page and "https://" not in page     # nothing from the internet
     assert "http" not in (built / "report.js").read_text()
@@ -95,9 +104,9 @@ def test_preview_is_h264_nearest_upscaled_with_poster(built, sweep):
 
 def test_rebuild_reuses_encodes(built, sweep, capsys):
     media = {p: p.stat().st_mtime_ns for p in (built / "media").glob("*.mp4")}
-    assert len(media) == 6
+    assert len(media) == 8
     report.main([str(sweep), "--out", str(built)])
-    assert "0 videos encoded, 6 from cache" in capsys.readouterr().err
+    assert "0 videos encoded, 8 from cache" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in (built / "media").glob("*.mp4")} == media
 
 
@@ -174,7 +183,7 @@ def test_page_in_chromium(built, browser):
     page.goto((built / "index.html").as_uri())
     page.wait_for_selector("#g0 .tile video")
     assert page.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.64001e\"')")
-    assert page.eval_on_selector_all("#g0 .tile video", "vs => vs.map(v => v.preload)") == ["none"] * 3
+    assert page.eval_on_selector_all("#g0 .tile video", "vs => vs.map(v => v.preload)") == ["none"] * 4
 
     # play: every player advances, together
     page.click("#g0 button.play")
@@ -182,7 +191,7 @@ def test_page_in_chromium(built, browser):
     t1 = page.evaluate(TIMES)
     page.wait_for_timeout(400)
     t2 = page.evaluate(TIMES)
-    assert len(t1) == 3 and all(b > a for a, b in zip(t1, t2)), (t1, t2)
+    assert len(t1) == 4 and all(b > a for a, b in zip(t1, t2)), (t1, t2)
     assert max(t2) - min(t2) < 0.35, t2
     page.click("#g0 button.play")                                   # pause all
     page.wait_for_function("[...document.querySelectorAll('#g0 video')].every(v => v.paused)")
@@ -199,13 +208,14 @@ def test_page_in_chromium(built, browser):
     # the selector decides which policies are compared
     page.click("#variants .chip[data-variant=sink]")
     shown = page.eval_on_selector_all("#g0 .tile:not([hidden])", "ts => ts.map(t => t.dataset.variant)")
-    assert shown == ["window", "tether"]
+    assert shown == ["window", "tether", "full"]
     page.click("#variants .chip[data-variant=sink]")
-    assert len(page.eval_on_selector_all("#g0 .tile:not([hidden])", "ts => ts")) == 3
+    assert len(page.eval_on_selector_all("#g0 .tile:not([hidden])", "ts => ts")) == 4
     page.wait_for_function(f"{TIMES}.every(t => Math.abs(t - 1.5) < 0.05)", timeout=5000)
 
     # the cache readout follows playback (tether at 1.5 s holds its sink) and layers switch
     assert "3 sink" in page.inner_text("#g0 .tile[data-variant=tether] .now")
+    assert "unscored" in page.inner_text("#g0 .tile[data-variant=full] .name")
     page.select_option("#layer", "1")
     assert "Runs" in page.inner_text("#runs") and "failed" in page.inner_text("#runs")
 
@@ -215,3 +225,95 @@ def test_page_in_chromium(built, browser):
     print(f"screenshot: {shot}")
     assert not errors, errors
     assert all(u.startswith(("file://", "data:")) for u in requests), requests
+
+
+# ---- a full-size sweep opens lazily (slow: `pytest -m slow tests/test_report.py -s`) -------
+def _fake_run(run_dir: Path, preset: str, prompts: list, video: Path, rng) -> None:
+    """A complete 240 s run dir in the shared formats: record.json, metrics.json, clips.csv,
+    a timeline per video (sink 3 | memory 14 with random evictions | recent 4; 4 layers) and
+    the video (a link to one real 240 s toy mp4: one encode stands for all)."""
+    chunks, layers, n_clips = 320, 4, 120
+    (run_dir / "videos").mkdir(parents=True)
+    (run_dir / "timelines").mkdir()
+    samples, metrics, clips = [], [], []
+    for p, prompt in enumerate(prompts):
+        sid = f"p{p:03d}s0"
+        (run_dir / "videos" / f"{sid}.mp4").symlink_to(video)
+        frames = np.full((chunks, layers, 21), -1, np.int32)
+        regions = np.zeros((chunks, layers, 21), np.uint8)
+        for layer in range(layers):
+            memory: list[int] = []
+            for c in range(chunks):
+                made = list(range(3, 3 * c + 3))
+                recent = made[-4:]
+                if len(made) > 4 and made[-5] not in memory:
+                    memory.append(made[-5])
+                while len(memory) > 14:
+                    memory.pop(int(rng.integers(len(memory))))
+                held = [(f, 1) for f in (0, 1, 2)] + [(f, 2) for f in memory] + [(f, 3) for f in recent]
+                for slot, (f, r) in enumerate(held):
+                    frames[c, layer, slot], regions[c, layer, slot] = f, r
+        np.savez_compressed(run_dir / "timelines" / f"{sid}.npz", chunk_start=np.arange(chunks) * 3,
+                            frames=frames, regions=regions, stats_json=np.array("[]"))
+        scores = {d: rng.uniform(0.4, 0.9, n_clips) for d in ("imaging_quality", "aesthetic_quality")}
+        clips += [{"evaluator": "toy", "video": sid, "clip": i, "start_s": 2.0 * i, "end_s": 2.0 * i + 2,
+                   **{d: v[i] for d, v in scores.items()}} for i in range(n_clips)]
+        metrics.append({"evaluator": "toy", "video": sid, "prompt": prompt, "n_clips": n_clips,
+                        **{d: float(v.mean()) for d, v in scores.items()}, "quality_drift": 1.0,
+                        "quality_drift_abs": 1.0})
+        samples.append({"id": sid, "prompt": prompt, "seed": 1000 * p, "video": f"videos/{sid}.mp4",
+                        "timeline": f"timelines/{sid}.npz", "latent_frames": 960, "video_frames": 3840,
+                        "chunk_seconds": [0.1] * chunks, "kv_cache_mb": 5.0})
+    pd.DataFrame(clips).to_csv(run_dir / "clips.csv", index=False)
+    (run_dir / "metrics.json").write_text(json.dumps({"summary": {}, "videos": metrics}))
+    cache = {"name": preset, "budget": 21, "sink": 3, "recent": 4}
+    (run_dir / "record.json").write_text(json.dumps({
+        "status": "complete", "choices": {"backbone": "toy", "cache": preset, "horizon": "240s"},
+        "backbone": "toy", "cache": cache, "policy": preset, "horizon": "240s", "latent_frames": 960,
+        "seed": 0, "samples": samples, "memory": {"peak_rss_mb": 500.0},
+        "config": {"backbone": {"name": "toy", "codec": {"fps": 16}}, "cache": cache}}))
+
+
+@pytest.mark.slow
+def test_full_size_sweep_opens_lazily(tmp_path, browser):
+    """9 policies x 8 prompts x 240 s: only the sections near the viewport load their data and
+    build players, and no video bytes are requested until play. Timings are printed, not asserted."""
+    import time
+    from analysis.tables import PRESET_ORDER
+    from tethercache.toyworld.world import render
+    from tethercache.video import Mp4Writer
+    video = tmp_path / "source_240s.mp4"
+    frames, _ = render(PROMPTS[0], 0, 240 * 16)
+    with Mp4Writer(video, fps=16, scale=4) as w:
+        w.write(frames)
+    rng = np.random.default_rng(0)
+    prompts = [f"{PROMPTS[p % 2]} #{p}" for p in range(8)]
+    for i, preset in enumerate(PRESET_ORDER):
+        _fake_run(tmp_path / "sweep" / f"{i}-toy-{preset}-240s", preset, prompts, video, rng)
+    t0 = time.perf_counter()
+    report.build([tmp_path / "sweep"], tmp_path / "report")
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report.build([tmp_path / "sweep"], tmp_path / "report")
+    t_rebuild = time.perf_counter() - t0
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    t0 = time.perf_counter()
+    page.goto((tmp_path / "report" / "index.html").as_uri(), wait_until="load")
+    page.wait_for_selector("#g0 .tile video")
+    t_open = time.perf_counter() - t0
+    page.wait_for_timeout(500)
+    groups = page.eval_on_selector_all(".group", "gs => gs.length")
+    built_groups = page.eval_on_selector_all(".group .tiles", "ts => ts.length")
+    data = [u for u in requests if "/data/g" in u]
+    assert groups == 8 and 1 <= built_groups <= 3 and len(data) == built_groups
+    assert not [u for u in requests if u.endswith(".mp4")]            # preload="none"
+    assert page.eval_on_selector_all("#g0 .tile:not([hidden])", "ts => ts.length") == 4   # of 9
+    page.click("#g0 button.play")
+    page.wait_for_function(f"{TIMES}.length == 4 && {TIMES}.every(t => t > 0.5)", timeout=20000)
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "report" / "data").iterdir()}
+    print(f"\n9 x 8 x 240 s: build {t_build:.1f} s (1 encode), rebuild {t_rebuild:.1f} s, "
+          f"page open to first players {t_open:.2f} s, {built_groups}/8 sections built at open, "
+          f"index.js {sizes['index.js'] / 1e3:.0f} kB, a section's data {sizes['g0.js'] / 1e6:.2f} MB")

@@ -216,6 +216,7 @@
       this.scrub.addEventListener("input", () => this.seek(+this.scrub.value, null));
       this.speed.addEventListener("change", () => this.tiles.forEach(t => { t.video.playbackRate = +this.speed.value; }));
       this.rendered = true;
+      this.box.classList.remove("pending");
       new ResizeObserver(() => this.redraw()).observe(tilesBox);
       this.applyShown();
     }
@@ -333,7 +334,7 @@
       const missing = g.missing.length ? el("div", { class: "missing" }, "Not shown (no complete video): " +
         g.missing.map(m => `${m.preset || "?"} — ${m.status}${m.reason ? ": " + m.reason : ""}`).join("; ")) : null;
       const meta = [g.backbone, g.horizon, g.seed != null ? "seed " + g.seed : null, g.tiles.length + " runs"].filter(Boolean).join(" · ");
-      const section = el("div", { class: "group", id: g.id }, el("h3", {}, g.prompt || "(no prompt)"),
+      const section = el("div", { class: "group pending", id: g.id }, el("h3", {}, g.prompt || "(no prompt)"),
                          el("div", { class: "meta" }, meta), missing);
       const group = new Group(g, section);
       section._group = group;
