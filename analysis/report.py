@@ -39,7 +39,7 @@ import pandas as pd
 
 from tethercache.eval.schema import DIMENSIONS
 
-from .collect import collect, find_runs, variant_labels
+from .collect import collect, find_runs
 from .tables import COST, DIMS, MAIN, MISSING, _horizons, add_quality, dedupe, row_order
 
 ASSETS = Path(__file__).with_name("report_assets")
@@ -368,6 +368,24 @@ def _sample(run_dir: str, video_id: str) -> dict:
     return {**s, "fps": fps}
 
 
+def tile_assets(t: dict, media_dir: Path, preview_height: int, clips_of: dict) -> tuple[dict, dict, bool]:
+    """(tile for index.js, its heavy data for the group's file, whether the encode was cached)
+    of one video of a complete run."""
+    s = _sample(t["run_dir"], t["video_id"])
+    run = Path(t["run_dir"])
+    media = encode_preview(run / s.get("video", f"videos/{t['video_id']}.mp4"), media_dir, preview_height)
+    tl_path = run / s.get("timeline", f"timelines/{t['video_id']}.npz")
+    timeline = timeline_segments(tl_path) if tl_path.is_file() else None
+    if timeline:
+        timeline.update(spf=s["video_frames"] / s["fps"] / s["latent_frames"],   # s per latent frame
+                        latent_frames=s["latent_frames"])
+    if t["run_dir"] not in clips_of:
+        clips_of[t["run_dir"]] = read_clips(run)
+    cached = media.pop("cached")
+    heavy = {"timeline": timeline, "clips": clips_of[t["run_dir"]].get(t["video_id"])}
+    return {**t, **media, "has_timeline": bool(timeline)}, heavy, cached
+
+
 def build(roots, out_dir, preview_height: int = 256, contrasts=(), log=None) -> Path:
     """Write the report folder; returns the path of index.html."""
     t0 = time.perf_counter()
@@ -379,41 +397,23 @@ def build(roots, out_dir, preview_height: int = 256, contrasts=(), log=None) -> 
     if not complete and not other:
         raise ReportError("no run dirs under " + ", ".join(map(str, roots)))
     statuses = [run_status(d) for d in complete + other]
-    df = collect(roots, report=io.StringIO())
-    if len(df):
-        df["variant"] = variant_labels(df)
+    df = collect(roots, report=io.StringIO())        # the unfinished it skips are in statuses
     out, data_dir, media_dir = Path(out_dir), Path(out_dir) / "data", Path(out_dir) / "media"
     data_dir.mkdir(parents=True, exist_ok=True)
-    groups = comparison_groups(df, statuses) if len(df) else []
     variants = row_order(df["variant"]) if len(df) else []
     colors = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(variants)}
-    n_new = n_cached = 0
-    index_groups, dims, n_layers = [], [], 0
-    clips_cache: dict[str, dict] = {}
-    for g in groups:
+    n_cached, index_groups, clips_of = 0, [], {}
+    for g in comparison_groups(df, statuses) if len(df) else []:
         tiles, heavy = [], {}
         for t in g["tiles"]:
-            s = _sample(t["run_dir"], t["video_id"])
-            src = Path(t["run_dir"]) / s.get("video", f"videos/{t['video_id']}.mp4")
-            if not src.is_file():              # complete record, but the file is gone
-                g["missing"].append({"preset": t["label"], "status": "no video", "run_dir": t["run_dir"],
-                                     "reason": f"{src} is missing"})
+            try:
+                tile, heavy[t["label"]], cached = tile_assets(t, media_dir, preview_height, clips_of)
+            except FileNotFoundError as e:       # complete record, but the video is gone
+                g["missing"].append({"preset": t["label"], "status": "no video",
+                                     "run_dir": t["run_dir"], "reason": f"{e.filename} is missing"})
                 continue
-            media = encode_preview(src, media_dir, preview_height)
-            cached = media.pop("cached")
-            n_cached, n_new = n_cached + cached, n_new + (not cached)
-            spf = s["video_frames"] / s["fps"] / s["latent_frames"]   # seconds per latent frame
-            tl_path = Path(t["run_dir"]) / s.get("timeline", f"timelines/{t['video_id']}.npz")
-            timeline = timeline_segments(tl_path) if tl_path.is_file() else None
-            if timeline:
-                timeline.update(spf=spf, latent_frames=s["latent_frames"])
-                n_layers = max(n_layers, len(timeline["layers"]))
-            if t["run_dir"] not in clips_cache:
-                clips_cache[t["run_dir"]] = read_clips(Path(t["run_dir"]))
-            clips = clips_cache[t["run_dir"]].get(t["video_id"])
-            dims += [d for d in (clips or {}) if d not in ("start_s", "end_s", *dims)]
-            tiles.append({**t, **media, "color": colors[t["variant"]], "has_timeline": bool(timeline)})
-            heavy[t["label"]] = {"timeline": timeline, "clips": clips}
+            tiles.append({**tile, "color": colors[t["variant"]]})
+            n_cached += cached
         if not tiles:
             continue
         gid = f"g{len(index_groups)}"
@@ -423,31 +423,47 @@ def build(roots, out_dir, preview_height: int = 256, contrasts=(), log=None) -> 
                              "horizon": g["horizon"], "backbone": g["backbone"],
                              "seconds": max(t["seconds"] for t in tiles), "tiles": tiles,
                              "missing": [{k: m[k] for k in ("preset", "status", "reason", "run_dir")}
-                                         for m in g["missing"]]})
-    used = {Path(t[k]).name for g in index_groups for t in g["tiles"] for k in ("video", "poster")}
-    for p in media_dir.glob("*") if media_dir.is_dir() else []:     # encodes of old or other runs
-        if p.name not in used and p.with_suffix(".mp4").name not in used:
-            p.unlink()
-    dims = [d for d in ["imaging_quality", *DIMENSIONS] if d in dims] + [d for d in dims if d not in DIMENSIONS]
+                                         for m in g["missing"]],
+                             "layers": max((len(h["timeline"]["layers"]) for h in heavy.values()
+                                            if h["timeline"]), default=0),
+                             "dims": sorted({d for h in heavy.values() for d in (h["clips"] or {})}
+                                            - {"start_s", "end_s"})})
+    _prune_media(media_dir, index_groups)
+    n_tiles = sum(len(g["tiles"]) for g in index_groups)
+    dims = {d for g in index_groups for d in g.pop("dims")}
     index = {"groups": index_groups, "variants": [{"label": v, "color": colors[v]} for v in variants],
-             "dims": list(dict.fromkeys(dims)), "layers": n_layers}
+             "dims": [d for d in ["imaging_quality", *DIMENSIONS] if d in dims] + sorted(dims - set(DIMENSIONS)),
+             "layers": max((g.pop("layers") for g in index_groups), default=0)}
     (data_dir / "index.js").write_text(f"window.REPORT = {json.dumps(index, separators=(',', ':'))};\n")
+    index_html = write_page(out, df, statuses, roots, find_contrasts(roots, contrasts))
+    print(f"report: {len(index_groups)} comparisons, {len(statuses)} runs, {n_tiles - n_cached} videos "
+          f"encoded, {n_cached} from cache, {time.perf_counter() - t0:.1f} s -> {index_html}",
+          file=log or sys.stderr)
+    return index_html
+
+
+def _prune_media(media_dir: Path, index_groups: list[dict]) -> None:
+    """Drop encodes no tile uses (older versions of a video, runs no longer in the report)."""
+    used = {Path(t["video"]).stem for g in index_groups for t in g["tiles"]}
+    for p in media_dir.glob("*") if media_dir.is_dir() else []:
+        if p.name.split(".")[0] not in used or ".tmp." in p.name:
+            p.unlink()
+
+
+def write_page(out: Path, df: pd.DataFrame, statuses: list[dict], roots, contrasts: list[Path]) -> Path:
     for asset in ("report.js", "report.css"):
         shutil.copyfile(ASSETS / asset, out / asset)
-    page = (ASSETS / "index.html").read_text()
     counts = {}
     for s in statuses:
         counts[s["status"]] = counts.get(s["status"], 0) + 1
-    page = (page.replace("{{summary}}", _summary_html(counts, roots))
-                .replace("{{tables}}", tables_html(df))
-                .replace("{{contrasts}}", contrasts_html(find_contrasts(roots, contrasts))
-                         or "<p class=empty>No contrasts files (analysis.contrasts writes them).</p>")
-                .replace("{{runs}}", runs_html(statuses)))
-    index_html = out / "index.html"
-    index_html.write_text(page)
-    print(f"report: {len(index_groups)} comparisons, {len(statuses)} runs, {n_new} videos encoded, "
-          f"{n_cached} from cache, {time.perf_counter() - t0:.1f} s -> {index_html}", file=log or sys.stderr)
-    return index_html
+    page = ((ASSETS / "index.html").read_text()
+            .replace("{{summary}}", _summary_html(counts, roots))
+            .replace("{{tables}}", tables_html(df))
+            .replace("{{contrasts}}", contrasts_html(contrasts)
+                     or "<p class=empty>No contrasts files (analysis.contrasts writes them).</p>")
+            .replace("{{runs}}", runs_html(statuses)))
+    (out / "index.html").write_text(page)
+    return out / "index.html"
 
 
 STATUS_ORDER = ("complete", "unscored", "failed", "interrupted", "unfinished")
