@@ -102,6 +102,20 @@ def test_preview_is_h264_nearest_upscaled_with_poster(built, sweep):
     assert (built / tile["poster"]).stat().st_size > 0
 
 
+def test_large_videos_are_shrunk(tmp_path):
+    """A 480x832 video (Self-Forcing's size) is scaled down smoothly to the preview height."""
+    from tethercache.video import Mp4Writer
+    src = tmp_path / "big.mp4"
+    frames = np.zeros((8, 480, 832, 3), np.uint8)
+    frames[:, :, 416:] = 200
+    with Mp4Writer(src, fps=16) as w:
+        w.write(frames)
+    info = report.encode_preview(src, tmp_path / "media", 256)
+    assert (info["width"], info["height"], info["seconds"]) == (444, 256, 0.5)
+    prev, _ = read_mp4(tmp_path / info["video"])
+    assert prev.shape == (8, 256, 444, 3) and abs(prev[:, :, 300:].mean() - 200) < 3
+
+
 def test_rebuild_reuses_encodes(built, sweep, capsys):
     media = {p: p.stat().st_mtime_ns for p in (built / "media").glob("*.mp4")}
     assert len(media) == 8
