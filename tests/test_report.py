@@ -223,6 +223,7 @@ def test_page_in_chromium(built, browser):
     page.click("#variants .chip[data-variant=sink]")
     shown = page.eval_on_selector_all("#g0 .tile:not([hidden])", "ts => ts.map(t => t.dataset.variant)")
     assert shown == ["window", "tether", "full"]
+    assert page.evaluate("decodeURIComponent(location.hash)") == "#show=window|tether|full"
     page.click("#variants .chip[data-variant=sink]")
     assert len(page.eval_on_selector_all("#g0 .tile:not([hidden])", "ts => ts")) == 4
     page.wait_for_function(f"{TIMES}.every(t => Math.abs(t - 1.5) < 0.05)", timeout=5000)
@@ -237,6 +238,12 @@ def test_page_in_chromium(built, browser):
     shot = ARTIFACTS / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
+    # a linked comparison opens with its policies
+    page.goto((built / "index.html").as_uri() + "#show=sink|tether")
+    page.reload()
+    page.wait_for_selector("#g0 .tile:not([hidden]) video")
+    shown = page.eval_on_selector_all("#g0 .tile:not([hidden])", "ts => ts.map(t => t.dataset.variant)")
+    assert shown == ["sink", "tether"]
     assert not errors, errors
     assert all(u.startswith(("file://", "data:")) for u in requests), requests
 

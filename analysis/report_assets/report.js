@@ -10,7 +10,11 @@
                    3: css.getPropertyValue("--recent").trim() };
   const DRIFT_S = 0.3;                    // a follower further than this from the leader is re-seeked
   const DEFAULT_SHOWN = 6;                // more variants than this: the reader adds the rest
-  const state = { shown: new Set(R.variants.slice(0, R.variants.length <= DEFAULT_SHOWN ? undefined : 4).map(v => v.label)),
+  // The choice lives in the address (#show=window|tether), so a comparison can be linked to.
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("show");
+  const labels = R.variants.map(v => v.label);
+  const state = { shown: new Set(fromHash != null ? fromHash.split("|").filter(l => labels.includes(l))
+                                 : labels.slice(0, labels.length <= DEFAULT_SHOWN ? undefined : 4)),
                   layer: 0, dim: R.dims[0] };
   const groups = [];
 
@@ -58,6 +62,7 @@
       cb.addEventListener("change", () => {
         if (cb.checked) state.shown.add(v.label); else state.shown.delete(v.label);
         chip.classList.toggle("off", !cb.checked);
+        history.replaceState(null, "", "#show=" + encodeURIComponent(labels.filter(l => state.shown.has(l)).join("|")));
         groups.forEach(g => g.applyShown());
       });
       box.append(chip);
