@@ -16,7 +16,8 @@ Videos are re-encoded once to H.264 (yuv420p, faststart, keyframe every 2 s) at 
 (small frames are upscaled by an integer factor with nearest neighbour, so the toy's 32x32 pixels
 stay sharp), with a poster (the last frame: where a policy ended up). Encodes are cached in
 <out>/media by source file identity, so a rebuild only encodes new videos. Players are built
-when their section scrolls near the viewport, with preload="none".
+when their section scrolls near the viewport, with preload="none". H.264 plays in Chrome, Firefox,
+Safari and Debian's chromium (which the test drives), so no WebM copy is written.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from tethercache.eval.schema import DIMENSIONS
 
@@ -58,10 +60,9 @@ class ReportError(ValueError):
 
 # ---- runs and their status ---------------------------------------------------------------
 def _load_config(run_dir: Path) -> dict:
-    """The run's config, from record.json or (unfinished runs) the config written at start."""
+    """The config a run wrote when it started (for runs whose record.json has none)."""
     for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
         if path.is_file():
-            from omegaconf import OmegaConf
             try:
                 return OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
             except Exception:                           # noqa: BLE001 - a half-written file
@@ -84,8 +85,10 @@ def run_status(run_dir: Path) -> dict:
         status, reason = "unscored", "complete, but no metrics.json (no evaluator run yet)"
     cfg = rec.get("config") or _load_config(run_dir)
     choices = rec.get("choices") or {}
-    pick = lambda key, sub="name": choices.get(key) or ((cfg.get(key) or {}).get(sub)
-                                                         if isinstance(cfg.get(key), dict) else None)
+
+    def pick(group: str):                    # the config-group option, e.g. cache -> "tether"
+        section = cfg.get(group)
+        return choices.get(group) or (section.get("name") if isinstance(section, dict) else None)
     return {"run_dir": str(run_dir), "status": status, "reason": str(reason),
             "backbone": pick("backbone"), "preset": pick("cache"), "horizon": pick("horizon")}
 
