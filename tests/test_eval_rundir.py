@@ -50,7 +50,7 @@ def _copy(run_dir, tmp_path, name="run"):
 
 
 def _score_files(run):
-    return {p.name: p.stat().st_mtime_ns for p in (run / "eval" / "toy" / "videos").glob("*.json")}
+    return {p.name: p.stat().st_mtime_ns for p in (run / "eval" / "toy" / "scores").glob("*.json")}
 
 
 def test_lossless_mp4_decodes_back_to_the_exact_toy_frames(tmp_path):
@@ -146,7 +146,7 @@ def test_sharded_scoring_merges_only_when_every_shard_is_done(run_dir, tmp_path)
     logs = []
     assert evaluate_run(run, shard(1), log=logs.append) is None
     assert "shard 0/2 not started (p000s0, p001s0)" in logs[-1] and not (run / "metrics.json").exists()
-    (run / "eval" / "toy" / "videos" / "p001s1.json").unlink()                  # a half-done shard
+    (run / "eval" / "toy" / "scores" / "p001s1.json").unlink()                  # a half-done shard
     assert evaluate_run(run, OmegaConf.merge(TOY, {"shard": 0, "num_shards": 4}), log=logs.append) is None
     assert "half-scored" not in logs[-1]
     merged_logs = []
@@ -172,8 +172,10 @@ def test_constant_video_gets_no_metrics_and_is_listed(run_dir, tmp_path):
 def test_find_run_dirs_expands_a_sweep_dir_but_not_eval_subdirs(run_dir, tmp_path):
     a = _copy(run_dir, tmp_path / "sweep", "0-a")
     b = _copy(run_dir, tmp_path / "sweep", "1-b")
-    evaluate_run(a, TOY, log=lambda *_: None)                 # creates eval/toy/videos inside a
+    evaluate_run(a, TOY, log=lambda *_: None)                 # creates eval/toy/scores inside a
     assert find_run_dirs([tmp_path / "sweep"]) == [a, b]
+    from analysis.collect import find_runs         # nothing under eval/ looks like a run dir
+    assert find_runs([tmp_path / "sweep"]) == ([a, b], [])
     with pytest.raises(ConfigError, match="no such directory"):
         find_run_dirs([tmp_path / "nope"])
 

@@ -127,7 +127,7 @@ def test_exact_command_environment_and_prepared_inputs(tmp_path, monkeypatch):
     ev.prepare(work, {"p000s0": video})
     assert ev.command(work) == [
         "/opt/vb/bin/python", "-m", "vbench2_beta_long.eval_long",
-        "--videos_path", f"{work}/videos", "--output_path", f"{work}/results/",
+        "--videos_path", f"{work}/inputs", "--output_path", f"{work}/results/",
         "--full_json_dir", f"{work}/configs/VBench_full_info.json",
         "--mode", "long_custom_input", "--dimension", *DIMS,
         "--load_ckpt_from_local", "True", "--imaging_quality_preprocessing_mode", "longer",
@@ -138,7 +138,7 @@ def test_exact_command_environment_and_prepared_inputs(tmp_path, monkeypatch):
     env = ev.environment()
     assert env["VBENCH_CACHE_DIR"] == str(tmp_path / "w") and env["TORCH_HOME"] == str(tmp_path / "w" / "torch")
     assert env["HF_HUB_OFFLINE"] == "1" and "PYTHONPATH" not in env
-    assert os.readlink(work / "videos" / "p000s0.mp4") == str(video.resolve())
+    assert os.readlink(work / "inputs" / "p000s0.mp4") == str(video.resolve())
     assert json.loads((work / "configs" / "VBench_full_info.json").read_text()) == []
     lengths = OmegaConf.load(work / "configs" / "clip_length.yaml")
     assert set(lengths.values()) == {2.0} and set(DIMS) <= set(lengths)
@@ -204,7 +204,7 @@ def test_end_to_end_with_a_stand_in_interpreter(run_dir, fake_python, weights, m
     inv = json.loads((work / "invocation.json").read_text())
     assert inv["argv"] == VBenchLongEvaluator(e).command(work)[1:]
     assert inv["env"]["VBENCH_CACHE_DIR"] == str(weights) and inv["env"]["PYTHONPATH"] is None
-    assert sorted(p.name for p in (work / "videos").glob("*.mp4")) == ["p000s0.mp4", "p001s0.mp4"]
+    assert sorted(p.name for p in (work / "inputs").glob("*.mp4")) == ["p000s0.mp4", "p001s0.mp4"]
     rows = (run_dir / "clips.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 + 2
     # idempotent: nothing left to score, VBench is not started again

@@ -3,7 +3,7 @@ videos, keep one score file per video (idempotent: re-running skips what is scor
 into metrics.json once every video of the run is scored.
 
 Layout inside a run dir (beside videos/, timelines/, record.json):
-    eval/<evaluator>/videos/<id>.json   one video's scores (or {"invalid": reason}), written
+    eval/<evaluator>/scores/<id>.json   one video's scores (or {"invalid": reason}), written
                                         atomically; stale when the mp4 or the eval config changed
     eval/<evaluator>/metrics.json       the merged metrics of that evaluator
     metrics.json, clips.csv, ...        the same merge at the top level (what analysis reads;
@@ -112,7 +112,7 @@ class ScoreStore:
         self.fingerprint = eval_fingerprint(ecfg)
 
     def path(self, vid: str) -> Path:
-        return self.dir / "videos" / f"{vid}.json"
+        return self.dir / "scores" / f"{vid}.json"     # not "videos/": that marks a run dir
 
     def load(self, sample: dict) -> dict | None:
         """The stored entry, or None if absent or stale (mp4 or eval config changed)."""

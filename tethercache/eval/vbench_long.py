@@ -3,7 +3,7 @@
 transformers==4.33.2 and numpy<2), parsed into our schema per dimension, 2-s clip and video.
 
 What it runs, per shard (eval.shard / eval.num_shards), in eval/vbench_long/shard-<i>-of-<n>/:
-    videos/<id>.mp4      symlinks to the run's mp4s. VBench-Long keys a long video by its clip
+    inputs/<id>.mp4      symlinks to the run's mp4s. VBench-Long keys a long video by its clip
                          name up to the first '_' (`reorganize_clips_results`), so ids carry no '_'
     configs/             the long-mode files the 0.1.5 wheel lacks (its MANIFEST ships only vbench/*):
                          clip_length.yaml (2 s for every dimension: long_custom_input forces 2 s
@@ -152,7 +152,7 @@ class VBenchLongEvaluator:
         cfgs = work / "configs"
         slow_fast = _path(self.ecfg.configs_dir) if self.slow_fast else cfgs
         cmd = [str(self.python), "-m", "vbench2_beta_long.eval_long",
-               "--videos_path", str(work / "videos"), "--output_path", str(work / "results") + "/",
+               "--videos_path", str(work / "inputs"), "--output_path", str(work / "results") + "/",
                "--full_json_dir", str(cfgs / "VBench_full_info.json"),
                "--mode", "long_custom_input", "--dimension", *self.dimensions,
                "--load_ckpt_from_local", "True",
@@ -170,12 +170,12 @@ class VBenchLongEvaluator:
     def prepare(self, work: Path, videos: dict[str, Path]) -> None:
         """A fresh work dir: video links named <id>.mp4 and the config files (module docstring)."""
         shutil.rmtree(work, ignore_errors=True)
-        (work / "videos").mkdir(parents=True)
+        (work / "inputs").mkdir(parents=True)     # not "videos/": that marks a run dir
         (work / "results").mkdir()
         for vid, src in videos.items():
             if "_" in vid:
                 raise ValueError(f"video id {vid!r}: VBench-Long cuts names at '_'")
-            (work / "videos" / f"{vid}.mp4").symlink_to(Path(src).resolve())
+            (work / "inputs" / f"{vid}.mp4").symlink_to(Path(src).resolve())
         cfgs = work / "configs"
         cfgs.mkdir()
         dims = sorted(set(LONG_CUSTOM_DIMENSIONS))
