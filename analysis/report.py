@@ -125,7 +125,9 @@ def encode_preview(src: Path, media_dir: Path, height: int = 256) -> dict:
             s.codec_context.gop_size = max(1, int(round(2 * float(fps))))   # seek grain: 2 s
             s.options = {"crf": "20", "preset": "veryfast"}
             for frame in inp.decode(s_in):
-                last = frame.reformat(out_w, out_h, "yuv420p", interpolation=how)
+                # dst_color_range=1 (limited, what the encoder signals): lossless RGB sources
+                # (toy backbones) decode as full-range gbrp, which would otherwise carry over
+                last = frame.reformat(out_w, out_h, "yuv420p", interpolation=how, dst_color_range=1)
                 last.pts, last.time_base = n, Fraction(1) / fps    # renumbered at `fps`
                 for packet in s.encode(last):
                     out.mux(packet)
