@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from .cache import build_policy
 from .errors import ConfigError
 from .model.backbone import check_backbone, model_config
-from .typed_fields import as_bool, as_int, as_str
+from .sampling import SamplerConfig
+from .typed_fields import as_bool, as_int, as_str, coerce_fields
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("backbone", "cache", "horizon", "prompts", "eval", "logger")
@@ -115,6 +116,13 @@ def _backbone_numbers(b) -> None:
     for key in ("factor", "hold", "fps", "view_scale"):
         if b.codec.get(key) is not None:
             _in_range(f"backbone.codec.{key}", as_int(f"backbone.codec.{key}", b.codec[key]), 1)
+    size = (b.get("model") or {}).get("size")
+    if size is not None:
+        from .model.wan import SIZES
+        if size not in SIZES:
+            raise ConfigError(f"backbone.model.size={size!r}: must be one of {sorted(SIZES)}")
+    # Sampler numbers typed from SamplerConfig's fields: a NaN is named where it was set.
+    coerce_fields(SamplerConfig, dict(b.get("sampler") or {}), "backbone.sampler")
     latent = list(b.latent) if OmegaConf.is_list(b.get("latent")) else None
     if not latent or len(latent) != 3:
         raise ConfigError(f"backbone.latent={b.get('latent')!r}: must be [channels, height, width]")
