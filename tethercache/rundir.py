@@ -83,7 +83,7 @@ def one_line(exc: BaseException) -> str:
 def fail(run_dir: Path, exc: BaseException, extra: dict | None = None) -> str:
     """Mark the run failed (or interrupted); return the one-line reason. Traceback -> run.log."""
     interrupted = isinstance(exc, KeyboardInterrupt)
-    reason = "interrupted (SIGINT/SIGTERM)" if interrupted else one_line(exc)
+    reason = f"interrupted ({exc.args[0] if exc.args else 'SIGINT'})" if interrupted else one_line(exc)
     with open(Path(run_dir) / "run.log", "a") as f:
         f.write(f"\n[{time.strftime('%Y-%m-%d %H:%M:%S')}] run {'interrupted' if interrupted else 'failed'}: "
                 f"{reason}\n")

@@ -103,8 +103,9 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
         torch.set_num_threads(int(cfg.backbone.threads))
     t_start = time.perf_counter()
     bb, reused = load_backbone(cfg, plan.device)
+    backbone_s = time.perf_counter() - t_start
     log.info("backbone %s %s in %.2f s", cfg.backbone.name, "reused" if reused else "built",
-             time.perf_counter() - t_start)
+             backbone_s)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     from .eval.registry import build_evaluator
     evaluator = build_evaluator(cfg)
@@ -143,7 +144,7 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
         "seed": int(cfg.seed), "device": plan.device, "dtype": cfg.backbone.dtype,
         "shard": {"index": int(cfg.prompts.get("shard", 0)),
                   "num_shards": int(cfg.prompts.get("num_shards", 1))},
-        "backbone_reused": reused,
+        "backbone_reused": reused, "backbone_seconds": backbone_s,
         "torch_threads": torch.get_num_threads(),
         "samples": samples, "memory": _peak_memory_mb(plan.device),
         "wall_seconds": time.perf_counter() - t_start,
