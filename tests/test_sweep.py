@@ -88,3 +88,16 @@ def test_sweep_killed_with_sigkill_resumes_only_unfinished_jobs_identically(tmp_
     assert "skipped 1:" in summary and "completed 2:" in summary
     assert _files(sweep) == _files(ref) and len(_files(ref)) == 6
     assert not list(sweep.rglob("*.partial.mp4"))
+
+
+def test_every_shipped_experiment_sweep_validates_job_by_job():
+    """The same expansion and check the sweep callback runs before a sweep's first job."""
+    from hydra import compose, initialize_config_dir
+    from tethercache.sweep import expand_jobs, validate_job
+    for exp in sorted((ROOT / "conf" / "experiment").glob("*.yaml")):
+        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=[f"experiment={exp.stem}"], return_hydra_config=True)
+            jobs = expand_jobs(cfg)
+            assert jobs and len(jobs) > 1, exp.stem
+            errors = [e for e in (validate_job("config", job) for job in jobs) if e]
+        assert not errors, (exp.stem, errors)
