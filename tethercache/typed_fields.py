@@ -13,8 +13,6 @@ import typing
 
 from .errors import ConfigError
 
-_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
-
 
 def as_int(key: str, value) -> int:
     """A whole number (10, 10.0, "10"), not a bool, not 1.5, not inf/nan."""
@@ -43,10 +41,9 @@ def as_float(key: str, value) -> float:
 
 
 def as_bool(key: str, value) -> bool:
+    """A real boolean (Hydra parses true/false); 1, "yes" are refused as ambiguous."""
     if isinstance(value, bool):
         return value
-    if str(value).lower() in _TRUE + _FALSE:
-        return str(value).lower() in _TRUE
     raise ConfigError(f"{key}={value!r}: must be true or false")
 
 
