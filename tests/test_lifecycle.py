@@ -47,7 +47,7 @@ def test_nan_weights_fail_the_run_naming_the_chunk_and_nothing_is_scored(tmp_pat
     rec = json.loads((out / "record.json").read_text())
     assert rec["status"] == "failed" and "NonFiniteError" in rec["reason"] and "chunk 1" in rec["reason"]
     assert not (out / "metrics.json").exists() and not (out / "clips.csv").exists()
-    assert not list((out / "videos").glob("*.mp4")) if (out / "videos").exists() else True
+    assert not list(out.rglob("*.mp4"))                         # no video of NaN frames
     assert "Traceback" in (out / "run.log").read_text()        # the traceback goes to run.log only
     assert "Traceback" not in r.stderr
     report = io.StringIO()

@@ -54,7 +54,7 @@ def write_json(path: Path, obj) -> None:
     """Atomic: readers see the old file or the whole new one, never a partial one."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float, allow_nan=False))
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
     os.replace(tmp, path)
 
 
