@@ -22,6 +22,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
+from ..rundir import write_json      # atomic
 from . import registry
 from .schema import VideoScores
 
@@ -47,11 +48,6 @@ def atomic(path: Path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def write_json(path: Path, obj) -> None:
-    with atomic(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=float))
 
 
 # ---- which runs and videos --------------------------------------------------------------------
@@ -132,6 +128,7 @@ class ScoreStore:
             entry["invalid"] = result["invalid"]
         else:
             entry["scores"] = {k: v.to_dict() for k, v in result.items()}
+        self.path(sample["id"]).parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path(sample["id"]), entry)
 
     def forget(self, samples) -> None:
@@ -207,6 +204,7 @@ def merge(run_dir: Path, evaluator, store: ScoreStore, samples: list[dict], num_
         log(f"{run_dir}: {item['video']}: not scored ({item['reason']})")
     summary = evaluator.summarize(scored, run_dir) if scored else {"summary": {}, "videos": []}
     summary = {"evaluator": store.name, **summary, "invalid": invalid}
+    store.dir.mkdir(parents=True, exist_ok=True)
     write_json(store.dir / "metrics.json", summary)
     write_json(run_dir / "metrics.json", summary)
     log(f"{run_dir}: eval={store.name}: merged {len(scored)} videos"
