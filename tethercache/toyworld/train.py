@@ -166,6 +166,8 @@ class Trainer:
         if a.resume and (out / CHECKPOINT).exists():
             self.load_checkpoint(out / CHECKPOINT)
             print(f"resumed from {out / CHECKPOINT} at step {self.step}", flush=True)
+        elif a.resume:
+            print(f"--resume: no {CHECKPOINT} in {out}: starting at step 0", flush=True)
         end = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
         t0 = time.time() - self.seconds
         while self.step < end:
