@@ -7,7 +7,7 @@ probe's own world:
   - held-out EMA loss on sprite positions and on background positions (the trainer's `heldout()`);
   - a sampled chunk: the last 3 frames drawn by the production sampler after real context,
     scored with the toy evaluator's subject_consistency and imaging_quality.
-`init` (the shipped weights, no training) is scored the same way as the reference.
+`init*` probes (the shipped weights, no training) are the references, one per world.
 
     OMP_NUM_THREADS=1 nice -n 10 python experiments/toy_sprite_probes.py --steps 50
     python experiments/toy_sprite_probes.py --probes init baseline weight10 --steps 20
@@ -34,15 +34,20 @@ ceiling = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ceiling)
 
 SHIPPED = str(train.WEIGHTS_DIR / "toy_wan.safetensors")
-# name -> trainer arguments of the lever (on top of the common fine-tune arguments)
+# name -> trainer arguments of the lever (on top of the common fine-tune arguments); init*: no
+# training, the shipped weights scored in that world
 PROBES = {
-    "init": None,                                   # the shipped weights, untouched
+    "init": [],
+    "init_size12": ["--sprite-size", "12"],
+    "init_calm_bands": ["--band-amp", "0.3"],
     "baseline": [],
+    "weight3": ["--sprite-weight", "3"],
     "weight10": ["--sprite-weight", "10"],
     "clips": ["--sprite-clips", "1.0"],
     "size12": ["--sprite-size", "12"],
     "calm_bands": ["--band-amp", "0.3"],
     "weight10_clips": ["--sprite-weight", "10", "--sprite-clips", "1.0"],
+    "weight3_clips_size12": ["--sprite-weight", "3", "--sprite-clips", "0.5", "--sprite-size", "12"],
 }
 
 
@@ -91,14 +96,14 @@ def main(argv=None):
     results = {}
     for name in a.probes:
         t0 = time.process_time()
-        lever = PROBES[name]
-        weights, world = SHIPPED, WorldConfig()
-        if lever is not None:
-            args = ["--init", SHIPPED, "--steps", str(a.steps), "--lr", str(a.lr), "--warmup", "5",
-                    "--ema", "0.9", "--threads", "1", "--ckpt-every", "0", "--log-every", str(a.steps),
-                    "--out", str(out / name), *lever]
+        lever, weights = PROBES[name], SHIPPED
+        args = ["--init", SHIPPED, "--steps", str(a.steps), "--lr", str(a.lr), "--warmup", "5",
+                "--ema", "0.9", "--threads", "1", "--ckpt-every", "0", "--log-every", str(a.steps),
+                "--out", str(out / name), *lever]
+        if not name.startswith("init"):
             train.Trainer(train.parse_args(args)).run()
-            weights, world = str(out / name / "toy_wan.safetensors"), world_of(args)
+            weights = str(out / name / "toy_wan.safetensors")
+        world = world_of(args)
         results[name] = {**score(weights, world, a.worlds, a.clip, seed=4321),
                          "cpu_seconds": round(time.process_time() - t0, 1)}
         print(name, json.dumps(results[name]), flush=True)
