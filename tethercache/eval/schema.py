@@ -57,8 +57,11 @@ class VideoScores:
     revisit_consistency: float = math.nan          # toy only: same camera x, gap > 21 frames
     revisit_by_gap: dict[str, float] = field(default_factory=dict)
     extras: dict[str, float] = field(default_factory=dict)   # evaluator-specific diagnostics
-    # Per-video score of a dimension that is not the mean of its clips (VBench-Long's subject and
-    # background consistency fuse in-clip and clip-to-clip parts per video); wins over the clips.
+    # toy only: a sprite re-entering the view after G > 21 frames out of it, drawn as when first drawn
+    subject_return: float = math.nan
+    subject_return_by_gap: dict[str, float] = field(default_factory=dict)   # G binned like revisits
+    # Per-video score of a dimension given by an evaluator as a whole-video number rather than
+    # per clip (a VBench result keyed by the long video); wins over the mean of the clips.
     video_scores: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -104,7 +107,7 @@ class VideoScores:
                 for c in self.clips]
 
     def metrics(self) -> dict:
-        """Flat metrics dict (metrics.json): means, drift, revisit, extras."""
+        """Flat metrics dict (metrics.json): means, scores, drifts, revisit, subject return, extras."""
         means = self.means
         out = {"evaluator": self.evaluator, "video": self.video, "prompt": self.prompt,
                "n_clips": len(self.clips), "duration_s": self.duration_s, **means,
@@ -113,6 +116,8 @@ class VideoScores:
                "quality_drift": self.quality_drift, "quality_drift_abs": self.quality_drift_abs,
                **self.drifts(), "revisit_consistency": self.revisit_consistency}
         out.update({f"revisit_{k}": v for k, v in self.revisit_by_gap.items()})
+        out["subject_return"] = self.subject_return
+        out.update({f"subject_return_{k}": v for k, v in self.subject_return_by_gap.items()})
         out.update({f"extra_{k}": v for k, v in self.extras.items()})
         return out
 
