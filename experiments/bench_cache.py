@@ -26,7 +26,7 @@ def worker(backbone: str, policy: str, horizon: str, overrides: list[str], devic
     from hydra import compose, initialize_config_dir
 
     from tethercache.cache import CacheSession
-    from tethercache.model.backbone import build_backbone
+    from tethercache.backbone import build_backbone
     from tethercache.runner import validate
     from tethercache.sampling import generate
 
@@ -38,12 +38,12 @@ def worker(backbone: str, policy: str, horizon: str, overrides: list[str], devic
         torch.set_num_threads(int(cfg.backbone.threads))
     bb = build_backbone(cfg.backbone, plan.device)
     m, c = bb.model, bb.model.config
-    session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon,
-                           tokens_per_frame=bb.tokens_per_frame, heads=c.heads, head_dim=c.head_dim,
-                           dtype=m.dtype, device=plan.device, rope_max=c.rope_max_positions,
-                           record=False)
-    text = m.text_kv(bb.text_encoder.encode([plan.prompts[0]]).to(plan.device))
     poses = bb.pose_fn(plan.prompts[0], 0, plan.horizon) if bb.pose_fn else None
+    session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon,
+                           grid=bb.grid, heads=c.heads, head_dim=c.head_dim,
+                           dtype=m.dtype, device=plan.device, rope_max=c.rope_max_positions,
+                           record=False, poses=poses)
+    text = m.text_kv(bb.text_encoder.encode([plan.prompts[0]]).to(plan.device))
     cuda = plan.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -51,7 +51,7 @@ def worker(backbone: str, policy: str, horizon: str, overrides: list[str], devic
     times = []
     with torch.no_grad():
         it = generate(m, text, session, n_frames=plan.horizon, chunk=bb.chunk,
-                      latent_shape=bb.latent_shape, seed=0, sampler=bb.sampler, poses=poses,
+                      latent_shape=bb.latent_shape, seed=0, sampler=bb.sampler,
                       progress=False, device=plan.device)
         while True:
             t0 = time.perf_counter()

@@ -75,14 +75,13 @@ def rollout(kind: str, policy_cfg: dict, bb) -> dict:
     c = bb.model.config
     policy.validate(bb.chunk, N_FRAMES, c.rope_max_positions)
     poses = _poses(kind, bb)
-    session = CacheSession(policy, layers=c.layers, horizon=N_FRAMES,
-                           tokens_per_frame=bb.tokens_per_frame, heads=c.heads, head_dim=c.head_dim,
-                           rope_max=c.rope_max_positions, poses=poses)
+    session = CacheSession(policy, layers=c.layers, horizon=N_FRAMES, grid=bb.grid, heads=c.heads,
+                           head_dim=c.head_dim, rope_max=c.rope_max_positions, poses=poses)
     text = bb.model.text_kv(bb.text_encoder.encode([PROMPT]))
     with torch.no_grad():
         latents = torch.cat(list(generate(
             bb.model, text, session, n_frames=N_FRAMES, chunk=bb.chunk, latent_shape=bb.latent_shape,
-            seed=7, sampler=bb.sampler, poses=poses, progress=False,
+            seed=7, sampler=bb.sampler, progress=False,
             initial=bb.start_latents(PROMPT, 7))), 2)
     tl = session.timeline
     x = latents.numpy()
