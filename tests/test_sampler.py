@@ -52,7 +52,7 @@ def test_bad_sampler_config(kw, key):
 def rollout(model, seed, sampler=None, n=12, policy="window"):
     c = model.config
     pol = build_policy({"name": policy, "budget": 6})
-    s = CacheSession(pol, layers=c.layers, horizon=n, tokens_per_frame=16, heads=c.heads,
+    s = CacheSession(pol, layers=c.layers, horizon=n, grid=(4, 4), heads=c.heads,
                      head_dim=c.head_dim)
     text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
     with torch.no_grad():
@@ -77,7 +77,7 @@ def test_context_noise_changes_the_cache_not_the_first_chunk(tiny_model):
 def test_generate_streams_one_chunk_per_yield(tiny_model):
     c = tiny_model.config
     s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
-                     tokens_per_frame=16, heads=c.heads, head_dim=c.head_dim)
+                     grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
     text = tiny_model.text_kv(torch.randn(1, 4, 32))
     it = generate(tiny_model, text, s, n_frames=9, chunk=3, latent_shape=(12, 8, 8), seed=0,
                   sampler=SamplerConfig(), progress=False)
@@ -96,7 +96,7 @@ def test_initial_latents_are_kept_and_condition_the_rest(tiny_model):
 
     def run(initial):
         s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers,
-                         horizon=9, tokens_per_frame=16, heads=c.heads, head_dim=c.head_dim)
+                         horizon=9, grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
         with torch.no_grad():
             return torch.cat(list(generate(tiny_model, text, s, n_frames=9, chunk=3,
                                            latent_shape=(12, 8, 8), seed=0, sampler=SamplerConfig(),

@@ -28,6 +28,8 @@ class Attend:
     # identifies (k_pos, q_pos) for the RoPE memo: equal keys mean equal positions. None = hash the
     # positions. A cache that rebuilds positions only when its layout changes passes its digest.
     pos_key: Hashable | None = None
+    k_frames: torch.Tensor | None = None   # [Nk] global frame id of each key token (inspection)
+    q_frames: torch.Tensor | None = None   # [Nq]
 
 
 class KVCacheLike(Protocol):

@@ -88,7 +88,11 @@ class CacheSession:
         if n_state:
             keys = torch.cat([self.states.keys(layer), keys], dim=1)
             vals = torch.cat([self.states.values(layer), vals], dim=1)
-        return Attend(keys, vals, k_pos, q_pos, key)
+        frames = c.token_frames(layer)
+        if n_state:
+            frames = torch.cat([self.states.token_frames(layer), frames])
+        return Attend(keys, vals, k_pos, q_pos, key, frames, frames[-k.shape[1]:] if not n_state
+                      else torch.cat([frames[:n_state], c.frames[layer, self.chunk_slots[layer]]]))
 
     # ---- positions ------------------------------------------------------------------------
     def _positions(self, layer: int):
