@@ -83,16 +83,12 @@ class CacheSession:
         c.write(layer, self.chunk_slots[layer], k, v)          # each pass overwrites the noisier one
         if self.committing:
             self.policy.commit(self.state, layer, q)
-        k_pos, q_pos, key = self._positions(layer)
+        k_pos, q_pos, key, k_frames, q_frames = self._positions(layer)
         keys, vals = c.keys(layer), c.values(layer)
         if n_state:
             keys = torch.cat([self.states.keys(layer), keys], dim=1)
             vals = torch.cat([self.states.values(layer), vals], dim=1)
-        frames = c.token_frames(layer)
-        if n_state:
-            frames = torch.cat([self.states.token_frames(layer), frames])
-        return Attend(keys, vals, k_pos, q_pos, key, frames, frames[-k.shape[1]:] if not n_state
-                      else torch.cat([frames[:n_state], c.frames[layer, self.chunk_slots[layer]]]))
+        return Attend(keys, vals, k_pos, q_pos, key, k_frames, q_frames)
 
     # ---- positions ------------------------------------------------------------------------
     def _positions(self, layer: int):
@@ -102,7 +98,11 @@ class CacheSession:
             return memo[1]
         k_pos = self._token_positions(self.cache, layer, self.policy.rope)
         q_pos = k_pos[..., self.chunk_slots[layer], :]
+        k_frames = self.cache.token_frames(layer).clone()
+        q_frames = self.cache.frames[layer, self.chunk_slots[layer]].clone()
         if self.states is not None:
+            s_frames = self.states.token_frames(layer)
+            k_frames, q_frames = torch.cat([s_frames, k_frames]), torch.cat([s_frames, q_frames])
             s_pos = self._token_positions(self.states, layer, "absolute")
             if self.policy.rope == "relative":
                 s_pos[..., 0] += self.state_frames              # -n..-1 -> 0..n-1
@@ -113,7 +113,7 @@ class CacheSession:
             k_pos = torch.cat([s_pos, k_pos], dim=-2)
             q_pos = torch.cat([s_pos, q_pos], dim=-2)
         key = (tuple(k_pos.shape), k_pos.numpy().tobytes(), tuple(q_pos.shape), q_pos.numpy().tobytes())
-        out = (k_pos, q_pos, key)
+        out = (k_pos, q_pos, key, k_frames, q_frames)
         self._pos[layer] = (self.cache.version[layer], out)
         return out
 

@@ -12,8 +12,10 @@ Schedule (official release, reference §5.2-5.4), every layer with its own state
       C.2 candidates = memory members (slot order) + pending frames (time order). GRAB keeps the
           top-M by relevance + alpha * diversity (`grab=False`: the newest M, i.e. FIFO memory).
           Kept members are moved unchanged, newly admitted frames are TAME'd toward the trusted
-          pool (sink + memory as it was before this step), and the kept candidates are written,
-          in candidate order (so chronologically), into slots [S, S+M). Losers are gone for good.
+          pool (sink + memory as it was before this step), and the kept candidates end up, in
+          candidate order (so chronologically), in slots [S, S+M): in place, the kept members
+          slide left over the demoted ones and only the admitted frames are written (no copy of
+          all M + C candidates). Losers are gone for good.
     With M == 0 nothing is staged: the policy is `sink` (frame sink + FIFO window).
 `scope="shared"` (ours, not in the paper): one memory decision for all layers, top-M of the
 layer-averaged GRAB scores. Layer l's clean-pass readout runs before layer l+1 has queries, so

@@ -40,7 +40,7 @@ class WanRope:
         if hit is None:
             ang = self.angles(pos)
             hit = (ang.cos().float().to(device), ang.sin().float().to(device))
-            if len(self._memo) >= 64:
+            if len(self._memo) >= 16:
                 self._memo.pop(next(iter(self._memo)))     # oldest first
             self._memo[key] = hit
         return hit
