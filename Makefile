@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 
-.PHONY: setup run test test-all bench toy-model tables clean
+.PHONY: setup browser run test test-all bench toy-model tables report clean
 
 setup: $(VENV)/.installed
 
@@ -16,13 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# Debian's chromium drives the report test through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
 run: setup
 	$(PY) run.py
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -m "not slow"
 
-test-all: setup
+test-all: setup browser
 	$(PY) -m pytest
 
 bench: setup
@@ -35,6 +39,11 @@ toy-model: setup
 
 tables: setup
 	$(PY) -m analysis.tables outputs/ --out tables/
+
+# The comparison page: `make report RUNS=outputs/sweeps/<date>/<time>`, then open report/index.html.
+RUNS ?= outputs/
+report: setup
+	$(PY) -m analysis.report $(RUNS) --out report/
 
 clean:
 	rm -rf $(VENV) outputs/*/ .pytest_cache
