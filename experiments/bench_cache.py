@@ -5,8 +5,9 @@ interleaved so machine noise hits every policy alike, and results are reported a
 first policy at the same horizon. Generation only (no video encoding, no evaluation).
 A policy may carry its own overrides: `knorm:cache.budget=672` (comma-separated).
 `--baseline REV` also runs the `--baseline-policies` with the code of git revision REV (checked
-out once with `git worktree add` under /tmp, run through that revision's own bench worker),
-interleaved with the current code, and reports current / baseline per-chunk latency.
+out once with `git worktree add` under /tmp; this worker imports its package and configs),
+interleaved with the current code, and reports current / baseline per-chunk latency, wall and
+process CPU time (single-threaded, so CPU time is the robust number on a shared machine).
 
     python experiments/bench_cache.py                                   # tiny: window/sink/full, 30s & 240s
     python experiments/bench_cache.py --backbone toy --policies window tether --horizons 30s 240s
@@ -30,16 +31,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device: str) -> dict:
+    """One generation, timed per chunk (wall and process CPU time). Runs against whichever
+    `tethercache` is on PYTHONPATH and the configs under $BENCH_CONF_ROOT (a baseline checkout
+    uses its own), so it speaks both the current and the pre-issue-14 session API."""
+    import inspect
+
     import torch
     from hydra import compose, initialize_config_dir
 
     from tethercache.cache import CacheSession
-    from tethercache.backbone import build_backbone
     from tethercache.runner import validate
     from tethercache.sampling import generate
+    try:
+        from tethercache.backbone import build_backbone
+    except ImportError:                                  # before issue 14
+        from tethercache.model.backbone import build_backbone
 
     policy, own = _spec(spec)
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    conf = Path(os.environ.get("BENCH_CONF_ROOT", ROOT)) / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
         cfg = compose("config", overrides=[f"backbone={backbone}", f"cache={policy}",
                                            f"horizon={horizon}", f"device={device}", *overrides, *own])
     plan = validate(cfg)
@@ -48,32 +58,36 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
     bb = build_backbone(cfg.backbone, plan.device)
     m, c = bb.model, bb.model.config
     poses = bb.pose_fn(plan.prompts[0], 0, plan.horizon) if bb.pose_fn else None
-    session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon,
-                           grid=bb.grid, heads=c.heads, head_dim=c.head_dim,
-                           dtype=m.dtype, device=plan.device, rope_max=c.rope_max_positions,
-                           record=False, poses=poses)
+    geometry = ({"grid": bb.grid} if "grid" in inspect.signature(CacheSession).parameters
+                else {"tokens_per_frame": bb.tokens_per_frame})
+    session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon, **geometry,
+                           heads=c.heads, head_dim=c.head_dim, dtype=m.dtype, device=plan.device,
+                           rope_max=c.rope_max_positions, record=False, poses=poses)
     text = m.text_kv(bb.text_encoder.encode([plan.prompts[0]]).to(plan.device))
     cuda = plan.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     rss0 = _rss_mb()
-    times = []
+    times, cpu = [], []
     with torch.no_grad():
         it = generate(m, text, session, n_frames=plan.horizon, chunk=bb.chunk,
-                      latent_shape=bb.latent_shape, seed=0, sampler=bb.sampler,
+                      latent_shape=bb.latent_shape, seed=0, sampler=bb.sampler, poses=poses,
                       progress=False, device=plan.device)
         while True:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if next(it, None) is None:
                 break
             if cuda:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     import resource
-    steady = times[len(times) // 4:]            # skip warm-up (cache filling)
+    steady, steady_cpu = times[len(times) // 4:], cpu[len(cpu) // 4:]   # skip warm-up (filling)
     out = {"policy": spec, "horizon": horizon, "chunks": len(times),
            "chunk_ms_median": 1000 * statistics.median(steady),
            "chunk_ms_mean": 1000 * statistics.fmean(steady),
+           # CPU time of the (single-threaded) process: what to compare on a shared machine
+           "chunk_cpu_ms_median": 1000 * statistics.median(steady_cpu),
            "kv_cache_mb": session.cache.nbytes / 2**20,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "gen_rss_growth_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0,
@@ -101,8 +115,9 @@ def _baseline_root(rev: str) -> Path:
 
 
 def _run_worker(root: Path, a, spec: str, horizon: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    cmd = [sys.executable, str(root / "experiments" / "bench_cache.py"), "--backbone", a.backbone,
+    """This script's worker, importing `root`'s tethercache with `root`'s configs."""
+    env = {**os.environ, "PYTHONPATH": str(root), "BENCH_CONF_ROOT": str(root)}
+    cmd = [sys.executable, __file__, "--backbone", a.backbone,
            "--device", a.device, "--worker", spec, horizon, "--set", *a.set]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env)
     if r.returncode:
@@ -168,15 +183,17 @@ def report(results, a) -> None:
                   f"{last['chunk_ms_median'] / first['chunk_ms_median']:20.3f}")
     if a.baseline:
         print(f"\ncurrent code vs {a.baseline} (median of {a.repeats} interleaved runs each)")
-        print(f"{'policy':28s} {'horizon':8s} {'ms/chunk now':>13s} {'ms/chunk base':>14s} {'ratio':>7s} "
-              f"{'gen RSS+MB now':>15s} {'base':>7s}")
+        print(f"{'policy':28s} {'horizon':8s} {'ms/chunk now':>13s} {'base':>8s} {'ratio':>7s} "
+              f"{'CPU ms now':>11s} {'base':>8s} {'ratio':>7s} {'gen RSS+MB now':>15s} {'base':>7s}")
         for p in a.policies:
             for h in a.horizons:
                 if (p, h, "base") not in med:
                     continue
                 m, b = med[(p, h, "now")], med[(p, h, "base")]
-                print(f"{p:28s} {h:8s} {m['chunk_ms_median']:13.2f} {b['chunk_ms_median']:14.2f} "
+                print(f"{p:28s} {h:8s} {m['chunk_ms_median']:13.2f} {b['chunk_ms_median']:8.2f} "
                       f"{m['chunk_ms_median'] / b['chunk_ms_median']:7.3f} "
+                      f"{m['chunk_cpu_ms_median']:11.2f} {b['chunk_cpu_ms_median']:8.2f} "
+                      f"{m['chunk_cpu_ms_median'] / b['chunk_cpu_ms_median']:7.3f} "
                       f"{m['gen_rss_growth_mb']:15.1f} {b['gen_rss_growth_mb']:7.1f}")
     if a.json:
         Path(a.json).write_text(json.dumps([dict(r, code=k[2]) for k, v in results.items() for r in v],
