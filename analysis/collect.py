@@ -6,8 +6,11 @@ A run's own horizon gives one row per video; each scored prefix (metrics.json "p
 leading 30 s / 60 s of a longer causal rollout, identical to the shorter run) gives another, with
 `prefix=True`. Columns: run/config identity (backbone, preset, policy, cache params), the video
 (id, prompt, sample seed, evaluator), every metric the evaluator wrote, and cost (chunk latency
-median, KV-cache MB, peak RSS). A dir with Hydra bookkeeping or videos but no complete
-record.json is unfinished: listed on stderr and skipped.
+median, KV-cache MB, peak RSS). Only complete runs give rows; every other run dir is listed on
+stderr with its status and never averaged: failed / interrupted (record.json says why) and
+unfinished (Hydra bookkeeping or videos but no record.json: still running, or killed).
+Prompt shards (prompts.shard / num_shards) of one setting merge into one set of rows (video ids
+keep the suite's prompt index); shards with no complete run are reported as missing.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from tethercache.eval.schema import DIMENSIONS
+from tethercache.rundir import read_record, status
 from tethercache.eval.toy_runner import HORIZON_FRAMES       # prefix name -> latent frames
 
 CACHE_KEYS = ("budget", "sink", "memory", "recent", "alpha", "tau", "temperature", "rope",
@@ -27,7 +31,7 @@ CACHE_KEYS = ("budget", "sink", "memory", "recent", "alpha", "tau", "temperature
 # Config keys that vary between runs of one setting without changing it (they choose which videos
 # are made, or where/how they are logged); every other differing key makes a distinct variant.
 VOLATILE = ("seed", "horizon.", "prompts.", "eval.", "logger.", "progress", "device", "tags",
-            "samples_per_prompt", "batch")
+            "samples_per_prompt", "batch", "validate_only", "resume", "reuse_backbone")
 
 
 def _horizon_seconds(name: str) -> float:
@@ -50,13 +54,37 @@ def find_runs(roots) -> tuple[list[Path], list[Path]]:
                 dirs.add(root)
     complete, unfinished = [], []
     for d in sorted(dirs):
-        rec = d / "record.json"
-        try:
-            ok = rec.is_file() and json.loads(rec.read_text()).get("status") == "complete"
-        except json.JSONDecodeError:
-            ok = False
-        (complete if ok else unfinished).append(d)
+        (complete if status(d) == "complete" else unfinished).append(d)
     return complete, unfinished
+
+
+def describe(run_dir: Path) -> str:
+    """'failed (NonFiniteError: ...)', 'interrupted (...)' or 'unfinished (no record.json)'."""
+    state = status(run_dir)
+    if state == "unfinished":
+        return "unfinished (no complete record.json: still running or killed)"
+    return f"{state} ({(read_record(run_dir) or {}).get('reason', 'no reason recorded')})"
+
+
+def missing_shards(complete: list[Path]) -> list[str]:
+    """One line per sharded setting with shards that have no complete run."""
+    groups: dict[str, tuple[int, dict]] = {}
+    for d in complete:
+        rec = read_record(d) or {}
+        n = int((rec.get("shard") or {}).get("num_shards", 1))
+        if n <= 1:
+            continue
+        cfg = json.loads(json.dumps(rec.get("config") or {}))
+        (cfg.get("prompts") or {}).pop("shard", None)
+        key = json.dumps(cfg, sort_keys=True)
+        groups.setdefault(key, (n, {}))[1][int(rec["shard"]["index"])] = d
+    lines = []
+    for n, present in groups.values():
+        missing = sorted(set(range(n)) - set(present))
+        if missing:
+            lines.append(f"missing shards {missing} of {n} (complete: "
+                         f"{', '.join(str(present[i]) for i in sorted(present))})")
+    return lines
 
 
 def flat_config(cfg: dict, prefix: str = "") -> dict:
@@ -129,7 +157,9 @@ def collect(roots=("outputs",), report=None) -> pd.DataFrame:
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
     complete, unfinished = find_runs(roots)
     for d in unfinished:
-        print(f"skipped (unfinished, no complete record.json): {d}", file=report or sys.stderr)
+        print(f"skipped, {describe(d)}: {d}", file=report or sys.stderr)
+    for line in missing_shards(complete):
+        print(line, file=report or sys.stderr)
     rows = [r for d in complete for r in run_rows(d)]
     df = pd.DataFrame(rows)
     if len(df):

@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 
 from ..errors import ConfigError
+from ..typed_fields import coerce_fields
 
 POLICIES: dict[str, type] = {}
 
@@ -33,4 +34,4 @@ def build_policy(cfg: dict):
     if unknown:
         raise ConfigError(f"cache.{unknown[0]}: not a key of policy {name!r}; "
                           f"allowed: {cls.keys()}")
-    return cls(**cfg)
+    return cls(**coerce_fields(cls, cfg, "cache"))    # types + finiteness from the dataclass

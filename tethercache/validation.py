@@ -1,0 +1,210 @@
+"""Every check that needs no compute, run before anything is built or written.
+
+`validate(cfg) -> Plan` raises ConfigError with one line naming the key and what is allowed.
+Order: unknown keys -> required keys -> interpolations -> types and ranges of the top-level keys
+and of horizon / prompts / logger -> backbone -> cache policy -> prompts -> evaluator.
+Allowed keys are read from the config files themselves (union over each group's options), so a
+new option's keys are known without touching this file.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from .cache import build_policy
+from .errors import ConfigError
+from .backbone import check_backbone, model_config
+from .sampling import SamplerConfig
+from .typed_fields import as_bool, as_int, as_str, coerce_fields
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ("backbone", "cache", "horizon", "prompts", "eval", "logger")
+OPEN_GROUPS = ("cache",)           # the policy's dataclass decides (cache/registry.py)
+SEED_MAX = 2**31 - 1               # numpy / torch seeds of every sample must fit
+SAMPLES_MAX = 1000                 # sample seed = seed + 1000 * prompt + sample: no collisions
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+LOGGER_MODES = ("offline", "online", "disabled")
+
+
+@dataclass
+class Plan:
+    policy: object
+    prompts: list[tuple[int, str]]     # (index in the whole suite, text): ids/seeds survive sharding
+    horizon: int
+    device: str
+
+
+@lru_cache(maxsize=None)
+def known_keys(group: str | None) -> frozenset[str]:
+    """Keys a group's options define (union over conf/<group>/*.yaml); None: the top level."""
+    if group is None:
+        top = OmegaConf.load(CONF / "config.yaml")
+        return frozenset({*top.keys(), *GROUPS} - {"defaults", "hydra"})
+    keys: set[str] = set()
+    for f in (CONF / group).glob("*.yaml"):
+        keys |= set(OmegaConf.load(f).keys())
+    return frozenset(keys - {"defaults"})
+
+
+def _unknown_keys(cfg) -> None:
+    for key in cfg.keys():
+        if key not in known_keys(None):
+            raise ConfigError(f"{key}: unknown key; top-level keys are {sorted(known_keys(None))}")
+    for group in GROUPS:
+        if group in OPEN_GROUPS or not OmegaConf.is_dict(cfg.get(group)):
+            continue
+        for key in cfg[group].keys():
+            if key not in known_keys(group):
+                raise ConfigError(f"{group}.{key}: unknown key; {group} keys are "
+                                  f"{sorted(known_keys(group))}")
+
+
+def _missing_keys(cfg, prefix: str = "") -> list[str]:
+    """Mandatory (`???`) keys left unset, skipping interpolations that point at them."""
+    out = []
+    for key in cfg.keys():
+        if OmegaConf.is_interpolation(cfg, key) or key == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            out.append(f"{prefix}{key}")
+        elif OmegaConf.is_dict(cfg[key]):
+            out += _missing_keys(cfg[key], f"{prefix}{key}.")
+    return out
+
+
+def _in_range(key: str, value: int, lo: int, hi: int | None = None) -> int:
+    if value < lo or (hi is not None and value > hi):
+        raise ConfigError(f"{key}={value}: must be in [{lo}, {hi}]" if hi is not None
+                          else f"{key}={value}: must be >= {lo}")
+    return value
+
+
+def _top_level(cfg) -> None:
+    _in_range("seed", as_int("seed", cfg.seed), 0, SEED_MAX)
+    _in_range("samples_per_prompt", as_int("samples_per_prompt", cfg.samples_per_prompt), 1,
+              SAMPLES_MAX - 1)
+    # The codec streams and the record lists one video per generate() call: a batch > 1 would
+    # silently drop videos, so it is refused (samples_per_prompt makes more videos).
+    if as_int("batch", cfg.batch) != 1:
+        raise ConfigError(f"batch={cfg.batch}: only 1 is supported (one video per sample); "
+                          "use samples_per_prompt=N for more videos")
+    if not DEVICE.match(str(cfg.device)):
+        raise ConfigError(f"device={cfg.device!r}: must be auto, cpu, mps, cuda or cuda:N")
+    for key in ("progress", "validate_only", "resume", "reuse_backbone"):
+        if key in cfg:
+            as_bool(key, cfg[key])
+    if not OmegaConf.is_list(cfg.get("tags", [])):
+        raise ConfigError(f"tags={cfg.tags!r}: must be a list, e.g. tags=[a,b]")
+    as_int("horizon.frames", cfg.horizon.frames)
+    name = cfg.logger.name
+    if name not in ("none", "wandb"):
+        raise ConfigError(f"logger.name={name!r}: must be one of ['none', 'wandb']")
+    if name == "wandb" and cfg.logger.get("mode") not in LOGGER_MODES:
+        raise ConfigError(f"logger.mode={cfg.logger.get('mode')!r}: must be one of {list(LOGGER_MODES)}")
+
+
+def _backbone_numbers(b) -> None:
+    """Whole numbers of `backbone` that its own checks read with int() (a typo is a named error)."""
+    for key in ("chunk", "init_seed", "start_frames", "threads"):
+        if b.get(key) is not None:
+            as_int(f"backbone.{key}", b[key])
+    for key in ("factor", "hold", "fps", "view_scale"):
+        if b.codec.get(key) is not None:
+            _in_range(f"backbone.codec.{key}", as_int(f"backbone.codec.{key}", b.codec[key]), 1)
+    size = (b.get("model") or {}).get("size")
+    if size is not None:
+        from .model.wan import SIZES
+        if size not in SIZES:
+            raise ConfigError(f"backbone.model.size={size!r}: must be one of {sorted(SIZES)}")
+    # Sampler numbers typed from SamplerConfig's fields: a NaN is named where it was set.
+    coerce_fields(SamplerConfig, dict(b.get("sampler") or {}), "backbone.sampler")
+    latent = list(b.latent) if OmegaConf.is_list(b.get("latent")) else None
+    if not latent or len(latent) != 3:
+        raise ConfigError(f"backbone.latent={b.get('latent')!r}: must be [channels, height, width]")
+    for i, v in enumerate(latent):
+        _in_range(f"backbone.latent[{i}]", as_int(f"backbone.latent[{i}]", v), 1)
+
+
+def load_prompts(pcfg) -> list[tuple[int, str]]:
+    """(suite index, text) of this shard's prompts: prompt i belongs to shard i % num_shards."""
+    texts = list(pcfg.get("texts") or [])
+    if pcfg.get("file") not in (None, ""):
+        if pcfg.file == "???":
+            raise ConfigError("prompts.file: required (a text file, one prompt per line)")
+        path = Path(str(pcfg.file)).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"prompts.file={pcfg.file}: file not found")
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"prompts.file={pcfg.file}: not a readable text file "
+                              f"({type(e).__name__})") from None
+        texts += [line.strip() for line in lines if line.strip()]
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise ConfigError(f"prompts.texts[{i}]={t!r}: must be a non-empty string")
+    if pcfg.get("limit") is not None:
+        texts = texts[: _in_range("prompts.limit", as_int("prompts.limit", pcfg.limit), 1)]
+    if not texts:
+        raise ConfigError("prompts: no prompts (set prompts.texts or prompts.file)")
+    n = _in_range("prompts.num_shards", as_int("prompts.num_shards", pcfg.get("num_shards", 1)), 1,
+                  len(texts))
+    shard = _in_range("prompts.shard", as_int("prompts.shard", pcfg.get("shard", 0)), 0, n - 1)
+    return [(i, t) for i, t in enumerate(texts) if i % n == shard]
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name}: CUDA is not available on this machine")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device={name}: this machine has {torch.cuda.device_count()} GPUs")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device=mps: MPS is not available on this machine")
+    return name
+
+
+def validate(cfg) -> Plan:
+    """All checks that need no compute, before anything is built."""
+    _unknown_keys(cfg)
+    missing = _missing_keys(cfg)
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: required, not set "
+                          f"(e.g. python run.py {missing[0]}=...)")
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except Exception as e:  # interpolation errors
+        key = getattr(e, "full_key", None) or "config"
+        raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
+    _top_level(cfg)
+    _backbone_numbers(cfg.backbone)
+    check_backbone(cfg.backbone)
+    chunk, horizon = int(cfg.backbone.chunk), int(cfg.horizon.frames)
+    if horizon <= 0 or horizon % chunk:
+        raise ConfigError(f"horizon.frames={horizon}: must be a positive multiple of the chunk "
+                          f"({chunk} latent frames)")
+    policy = build_policy(OmegaConf.to_container(cfg.cache, resolve=True))
+    policy.validate(chunk, horizon, model_config(cfg.backbone).rope_max_positions)
+    prompts = load_prompts(cfg.prompts)
+    if cfg.backbone.text.kind == "grammar":            # toy prompts must parse before compute
+        from .toyworld.prompts import PromptError, parse_prompt
+        for i, p in prompts:
+            try:
+                parse_prompt(p)
+            except PromptError as e:
+                raise ConfigError(f"prompts.texts[{i}]: {e}") from None
+    if policy.needs_poses and not cfg.backbone.get("poses", False):
+        raise ConfigError(f"cache.name={policy.name}: needs camera poses, i.e. a toy-world "
+                          f"backbone (backbone={cfg.backbone.name})")
+    from .eval.registry import check_evaluator
+    check_evaluator(cfg)
+    as_str("backbone.name", cfg.backbone.name)
+    return Plan(policy, prompts, horizon, resolve_device(cfg.device))
