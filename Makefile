@@ -34,8 +34,11 @@ bench: setup
 	$(PY) experiments/bench_cache.py --backbone toy --policies window tether
 
 # Retrain the shipped toy weights (about 50 min on 2 CPU cores); see its MODEL_CARD.md.
+# Resumable: an interrupted `make toy-model` continues from its last checkpoint (every 100 steps).
+# TOY_ARGS adds run-only flags, e.g. TOY_ARGS="--device cuda" or TOY_ARGS="--stop-at 1000".
+TOY_RECIPE ?= --steps 2000
 toy-model: setup
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train --steps 2000
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train $(TOY_RECIPE) --resume $(TOY_ARGS)
 
 tables: setup
 	$(PY) -m analysis.tables outputs/ --out tables/

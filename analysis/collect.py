@@ -197,8 +197,9 @@ def config_value(df: pd.DataFrame, key: str) -> pd.Series:
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """Numeric metric columns written by an evaluator (everything after the identity columns)."""
-    known = ["n_clips", *DIMENSIONS, "quality_drift", "quality_drift_abs", "revisit_consistency"]
-    extra = sorted(c for c in df.columns if c.startswith(("revisit_gap", "extra_")))
+    known = ["n_clips", *DIMENSIONS, "quality_drift", "quality_drift_abs", "revisit_consistency",
+             "subject_return"]
+    extra = sorted(c for c in df.columns if c.startswith(("revisit_gap", "subject_return_gap", "extra_")))
     return [c for c in known + extra if c in df.columns]
 
 

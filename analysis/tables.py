@@ -9,7 +9,7 @@ collect.variant_labels); column groups are horizons (30s / 60s / 240s, from pref
 is the mean over videos, ± the sample std when there are >= 2. One table set per (backbone,
 evaluator): numbers from different evaluators are never pooled. A cell nobody measured is "—".
 
-- main:  n videos, Quality, imaging quality, signed drift, |drift|, revisit consistency
+- main:  n videos, Quality, imaging quality, signed drift, |drift|, revisit consistency, subject return
 - dims:  the six VBench-Long dimensions and Quality
 - cost:  chunk latency median, KV-cache MB, peak RSS (own horizon only; runs without eval too)
 - ablation_<keys>: the main metrics against the values of the swept key(s)
@@ -39,7 +39,7 @@ MISSING = "—"
 # (column, header, x100): [0, 1] scores are shown x100 like VBench tables; drift already is.
 MAIN = [("quality", "Quality", True), ("imaging_quality", "Imaging", True),
         ("quality_drift", "Drift", False), ("quality_drift_abs", "|Drift|", False),
-        ("revisit_consistency", "Revisit", True)]
+        ("revisit_consistency", "Revisit", True), ("subject_return", "Subj. return", True)]
 DIMS = [("subject_consistency", "Subject", True), ("background_consistency", "Backgr.", True),
         ("motion_smoothness", "Motion", True), ("dynamic_degree", "Dynamic", True),
         ("aesthetic_quality", "Aesthetic", True), ("imaging_quality", "Imaging", True),

@@ -28,21 +28,23 @@ from tethercache.backbone import build_backbone
 from tethercache.model.codec import to_uint8
 from tethercache.sampling import SamplerConfig, generate
 from tethercache.toyworld.conditioning import pose_tokens
-from tethercache.toyworld.world import training_batches
+from tethercache.toyworld.world import DEFAULT_CONFIG, WorldConfig, training_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 class TeacherForced:
-    def __init__(self, weights: str | None, worlds: int, clip: int, seed: int):
+    def __init__(self, weights: str | None, worlds: int, clip: int, seed: int, *,
+                 sprite_clips: float = 0.0, config: WorldConfig = DEFAULT_CONFIG):
         bcfg = OmegaConf.load(ROOT / "conf" / "backbone" / "toy.yaml")
         if weights:
             bcfg.weights = weights
         torch.set_num_threads(int(bcfg.threads))
         self.bb = build_backbone(bcfg)
         self.chunk, self.seed = self.bb.chunk, seed
-        batch = next(training_batches(worlds, clip, "heldout", seed=seed))
-        self.prompts = batch.prompts
+        batch = next(training_batches(worlds, clip, "heldout", seed=seed, config=config,
+                                      sprite_clips=sprite_clips))
+        self.prompts, self.camera_x = batch.prompts, batch.poses
         self.x0 = self.bb.codec.encode(batch.images())                       # [B, C, F, h, w]
         self.text = self.bb.model.text_kv(self.bb.text_encoder.encode(batch.prompts))
         self.poses = pose_tokens(batch.poses)
@@ -62,18 +64,25 @@ class TeacherForced:
         x[:, :, -self.chunk:] = last
         return x
 
+    def frames(self, latents: torch.Tensor) -> np.ndarray:
+        """uint8 toy frames [B, F, H, W, 3] of latents [B, C, F, h, w]."""
+        return to_uint8(self.bb.codec.to_images(latents)).permute(0, 1, 3, 4, 2).numpy()
+
     def score(self, last: torch.Tensor) -> float:
         """Mean imaging_quality of the last-chunk latents [B, C, chunk, h, w]."""
-        frames = to_uint8(self.bb.codec.to_images(last)).permute(0, 1, 3, 4, 2).numpy()
-        return float(np.mean([imaging_quality(f, p).mean() for f, p in zip(frames, self.prompts)]))
+        return float(np.mean([imaging_quality(f, p).mean() for f, p in zip(self.frames(last), self.prompts)]))
 
     def denoise(self, sigma: float) -> float:
         real = self.x0[:, :, -self.chunk:]
         xt = (1 - sigma) * real + sigma * self.noise
         return self.score(xt - sigma * self.flow(self.with_last(xt), sigma))
 
-    @torch.no_grad()
     def sample(self, sampler: SamplerConfig) -> float:
+        return self.score(self.sample_chunk(sampler))
+
+    @torch.no_grad()
+    def sample_chunk(self, sampler: SamplerConfig) -> torch.Tensor:
+        """The last chunk's latents drawn by the production sampler after the real context."""
         m, (B, _, n, _, _) = self.bb.model, self.x0.shape
         c = m.config
         session = CacheSession(build_policy({"name": "full"}), layers=c.layers, horizon=n,
@@ -83,7 +92,7 @@ class TeacherForced:
                                latent_shape=self.bb.latent_shape, seed=self.seed, sampler=sampler,
                                batch=B, poses=self.poses, progress=False,
                                initial=self.x0[:, :, :-self.chunk]))
-        return self.score(chunks[-1])
+        return chunks[-1]
 
 
 def parse_schedule(text: str, base: SamplerConfig) -> SamplerConfig:

@@ -8,6 +8,7 @@ designed to notice:
 | imaging_quality        | noise, blur, colour_shift                     | frozen, shuffle, sprite_swap  |
 | aesthetic_quality      | blur, colour_shift                            | frozen, shuffle, sprite_swap  |
 | subject_consistency    | noise, blur, colour_shift, sprite_swap        | background-only damage        |
+| subject_return         | noise, sprite_swap, sprite_delete             | blur, colour_shift            |
 | background_consistency | noise, frozen, shuffle                        | blur, colour_shift, swap      |
 | motion_smoothness      | noise, frozen, shuffle                        | blur, colour_shift, swap      |
 | dynamic_degree         | frozen                                        | everything else               |
@@ -17,7 +18,10 @@ Notes: aesthetic sees noise only when it is heavy enough to flip palette labels 
 separately). Subject also drops for frozen / shuffled frames that show a sprite (the sprite
 leaves its world place), but a mild stutter can miss every sprite frame of a video, so it is not
 required. A uniform tint or blur is consistent over time, so the consistency dimensions rightly
-ignore it. Drift: ~0 on real video, large and positive when the second half is noised.
+ignore it. Sprite swaps and deletions are memory failures: they start in the second half (swap)
+or flicker (mild deletion), so the first drawing is intact and the returns are not. A sprite
+never drawn (heavy deletion) is a missing subject: subject_consistency 0, not NaN.
+Drift: ~0 on real video, large and positive when the second half is noised.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ NOTICES = {
     "imaging_quality": ("noise", "blur", "colour_shift"),
     "aesthetic_quality": ("blur", "colour_shift"),
     "subject_consistency": ("noise", "blur", "colour_shift", "sprite_swap"),
+    "subject_return": ("noise", "sprite_swap", "sprite_delete"),
     "background_consistency": ("noise", "frozen", "shuffle"),
     "motion_smoothness": ("noise", "frozen", "shuffle"),
     "dynamic_degree": ("frozen",),
@@ -52,7 +57,7 @@ def _videos():
 
 def _score(frames, prompt, poses) -> dict:
     s = EVALUATOR.evaluate(frames, prompt, poses, hold=1)
-    return {**s.means, "revisit_consistency": s.revisit_consistency}
+    return {**s.means, "revisit_consistency": s.revisit_consistency, "subject_return": s.subject_return}
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +86,32 @@ def test_dimension_ranks_real_above_mild_above_heavy(scored, dim):
 def test_real_scores_high_in_range(scored):
     for prompt, _, table in scored:
         real = table[("real", "-")]
-        for dim in (*DIMENSIONS, "revisit_consistency"):
+        for dim in (*DIMENSIONS, "revisit_consistency", "subject_return"):
             assert 0.85 <= real[dim] <= 1.0, (dim, real[dim], prompt)
 
 
 def test_heavy_noise_breaks_aesthetic_layout(scored):
     for _, _, table in scored:
         assert table[("noise", "heavy")]["aesthetic_quality"] < 0.5 * table[("real", "-")]["aesthetic_quality"]
+
+
+def test_a_sprite_never_drawn_is_a_missing_subject(scored):
+    """Heavy deletion: no sprite anywhere in a video that sweeps the strip -> 0, not NaN."""
+    for prompt, _, table in scored:
+        deleted = table[("sprite_delete", "heavy")]
+        assert deleted["subject_consistency"] == 0.0 and deleted["subject_return"] == 0.0, prompt
+
+
+def test_subject_return_is_binned_by_gap_and_sees_the_forgotten_returns():
+    prompt, seed = split_pairs("heldout", 8)[2]          # two sprites, returns after 22-112 frames
+    frames, poses = render(prompt, seed, 480)
+    s = EVALUATOR.evaluate(frames, prompt, poses, hold=1)
+    assert set(s.subject_return_by_gap) >= {"gap_22_56", "gap_57_112"}
+    assert all(v == pytest.approx(1.0) for v in s.subject_return_by_gap.values())
+    swapped = EVALUATOR.evaluate(corrupt(frames, "sprite_swap", "heavy", prompt=prompt), prompt, poses, hold=1)
+    assert all(swapped.subject_return_by_gap[k] < 0.8 for k in s.subject_return_by_gap)
+    m = swapped.metrics()
+    assert m["subject_return"] == swapped.subject_return and "subject_return_gap_22_56" in m
 
 
 def test_quality_drift_zero_on_real_and_positive_when_second_half_degrades():
@@ -158,6 +182,8 @@ def test_bad_inputs_raise():
         corrupt(frames, "jpeg", "mild")
     with pytest.raises(ValueError, match="prompt"):
         corrupt(frames, "sprite_swap", "mild")
+    with pytest.raises(ValueError, match="prompt"):
+        corrupt(frames, "sprite_delete", "mild")
 
 
 def test_imaging_quality_helper_matches_the_evaluator():

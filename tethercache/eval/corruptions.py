@@ -1,7 +1,7 @@
 """Controlled damage to toy videos, to check that each toy metric notices what it should.
 
 Every corruption takes toy frames uint8 [n, H, W, 3] (one frame per latent frame) and a severity
-("mild" or "heavy") and returns new frames of the same shape. Only `sprite_swap` needs the prompt.
+("mild" or "heavy") and returns new frames of the same shape. The sprite corruptions need the prompt.
 """
 from __future__ import annotations
 
@@ -58,8 +58,10 @@ def _shuffle(x: np.ndarray, severity: str, rng: np.random.Generator, prompt) -> 
 def _sprite_swap(x: np.ndarray, severity: str, rng, prompt) -> np.ndarray:
     """Sprite identity swap: each sprite takes the colour of the next prompt sprite of another
     shape (a red square becomes a white square while the prompt says the white one is a disk), or,
-    when no other shape exists, a palette colour the prompt does not name. Mild: one 8-frame block
-    in three; heavy: every frame."""
+    when no other shape exists, a palette colour the prompt does not name, from the middle of the
+    video on (the subject is remembered wrongly after a while; a swap from the first frame would be
+    a consistent wrong subject, which subject_consistency sees and a memory score rightly does not).
+    Mild: every other 8-frame block of the second half; heavy: all of the second half."""
     if prompt is None:
         raise ValueError("sprite_swap needs the prompt (it must know the sprite colours)")
     spec = parse_prompt(prompt)
@@ -71,7 +73,8 @@ def _sprite_swap(x: np.ndarray, severity: str, rng, prompt) -> np.ndarray:
         other_shape = [o.colour for o in others if o.shape != s.shape]
         new.append(other_shape[0] if other_shape else unused[0])
     label = np.linalg.norm(x[..., None, :] - spec.colours().astype(float), axis=-1).argmin(-1)
-    affected = (np.arange(len(x)) // 8) % 3 == 1 if severity == "mild" else np.ones(len(x), bool)
+    i = np.arange(len(x))
+    affected = (i >= len(x) // 2) & (((i // 8) % 2 == 0) if severity == "mild" else True)
     out = x.copy()
     for j, (s, colour) in enumerate(zip(sprites, new)):
         hit = (label == spec.n_bands + j) & affected[:, None, None]
@@ -79,8 +82,28 @@ def _sprite_swap(x: np.ndarray, severity: str, rng, prompt) -> np.ndarray:
     return out
 
 
+def _sprite_delete(x: np.ndarray, severity: str, rng, prompt) -> np.ndarray:
+    """Sprite deletion: sprite pixels take the band colour just above them (the background the
+    sprite hides, as the world would show it without the sprite). Mild: every other frame (a
+    flickering subject); heavy: every frame (a subject the model never draws)."""
+    if prompt is None:
+        raise ValueError("sprite_delete needs the prompt (it must know the sprite colours)")
+    spec = parse_prompt(prompt)
+    palette = spec.colours().astype(float)
+    label = np.linalg.norm(x[..., None, :] - palette, axis=-1).argmin(-1)        # [n, H, W]
+    sprite = label >= spec.n_bands
+    if severity == "mild":
+        sprite[::2] = False
+    rows = np.where(sprite, -1, np.arange(x.shape[1])[None, :, None])            # -1: hidden by a sprite
+    above = np.maximum.accumulate(rows, axis=1)
+    band = np.where(above >= 0, np.take_along_axis(label, np.maximum(above, 0), axis=1), 0)
+    out = x.copy()
+    out[sprite] = palette[band[sprite]]
+    return out
+
+
 CORRUPTIONS = {"noise": _noise, "blur": _blur, "colour_shift": _colour_shift, "frozen": _frozen,
-               "shuffle": _shuffle, "sprite_swap": _sprite_swap}
+               "shuffle": _shuffle, "sprite_swap": _sprite_swap, "sprite_delete": _sprite_delete}
 
 
 def corrupt(frames: torch.Tensor, kind: str, severity: str, *, prompt: str | None = None,

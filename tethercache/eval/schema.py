@@ -50,6 +50,9 @@ class VideoScores:
     revisit_consistency: float = math.nan          # toy only: same camera x, gap > 21 frames
     revisit_by_gap: dict[str, float] = field(default_factory=dict)
     extras: dict[str, float] = field(default_factory=dict)   # evaluator-specific diagnostics
+    # toy only: a sprite re-entering the view after G > 21 frames out of it, drawn as when first drawn
+    subject_return: float = math.nan
+    subject_return_by_gap: dict[str, float] = field(default_factory=dict)   # G binned like revisits
 
     @property
     def quality_drift_abs(self) -> float:
@@ -71,12 +74,14 @@ class VideoScores:
                 for c in self.clips]
 
     def metrics(self) -> dict:
-        """Flat metrics dict (metrics.json): means, drift, revisit, extras."""
+        """Flat metrics dict (metrics.json): means, drift, revisit, subject return, extras."""
         out = {"evaluator": self.evaluator, "video": self.video, "prompt": self.prompt,
                "n_clips": len(self.clips), **self.means,
                "quality_drift": self.quality_drift, "quality_drift_abs": self.quality_drift_abs,
                "revisit_consistency": self.revisit_consistency}
         out.update({f"revisit_{k}": v for k, v in self.revisit_by_gap.items()})
+        out["subject_return"] = self.subject_return
+        out.update({f"subject_return_{k}": v for k, v in self.subject_return_by_gap.items()})
         out.update({f"extra_{k}": v for k, v in self.extras.items()})
         return out
 

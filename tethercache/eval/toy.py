@@ -27,6 +27,9 @@ Per dimension (per toy frame or frame pair, then averaged over each 2-second cli
   video, like VBench-Long's clip-to-clip term; frozen or shuffled frames move it).
   A blob in one of the palette's other sprite colours is a wrong subject and scores 0.
   Clips where no sprite is in view score NaN (nothing to judge) and are left out of the mean.
+  A missing subject counts: a video longer than one camera sweep shows the whole strip, so every
+  prompt sprite must be drawn somewhere; each clip is scaled by the fraction of prompt sprites the
+  video draws, and a video that draws none scores 0 in every clip (not NaN).
 - background_consistency (CLIP/DreamSim's role). Camera-compensated agreement of band pixels
   between each frame and the previous frame and the clip's first frame (VBench's in-clip form),
   using the known camera x. A frozen or shuffled frame breaks it because the pose moved.
@@ -40,6 +43,15 @@ Per dimension (per toy frame or frame pair, then averaged over each 2-second cli
   apart (beyond a typical window), over all such pairs and binned by gap. Sprite bobbing differs
   between visits, so real footage scores just under 1. Report it with quality: a model that
   copies its own damage faithfully also scores high here.
+- subject_return (toy only, the subject-memory test). Each prompt sprite's world place and look
+  (S x S mask, mean colour) come from its first full drawing in the video. Every later visit of
+  that place (from the known camera path) after G > 21 frames entirely out of view is scored on
+  its first frames with the place fully in view: shape (xor against the first drawing, best
+  vertical offset within the bobbing range) times colour (mean colour against the first drawing's).
+  Drawing nothing there, or another sprite's colour, scores 0. Mean over sprites, and pooled per
+  gap G in the revisit bins (`subject_return_by_gap`). A prompt sprite never drawn in a video
+  longer than a sweep scores 0. It judges memory, not prompt fidelity: a sprite drawn wrongly but
+  the same way every time keeps its return score (subject_consistency sees that).
 """
 from __future__ import annotations
 
@@ -49,7 +61,7 @@ import numpy as np
 import torch
 
 from ..toyworld.prompts import PALETTES, SPRITE_COLOURS, parse_prompt
-from ..toyworld.world import DEFAULT_CONFIG, REVISIT_MIN_GAP, ToyWorld, WorldConfig, sprite_mask
+from ..toyworld.world import DEFAULT_CONFIG, MAX_BOB, REVISIT_MIN_GAP, ToyWorld, WorldConfig, sprite_mask
 from .schema import (CLIP_SECONDS, DIMENSIONS, DRIFT_SECONDS, REVISIT_GAP_BINS, ClipScores,
                      VideoScores, gap_bin_name, quality_drift)
 
@@ -65,6 +77,7 @@ TAU_BACKGROUND = 0.1      # mean colour distance of camera-aligned band pixels
 TAU_SMOOTH = 0.05         # mean colour error of the two-sided camera-warped prediction
 TAU_REVISIT = 0.1         # mean colour distance between two visits of the same camera x
 SPRITE_MIN_PIXELS = 10    # fewer visible pixels: too little of the sprite in view to judge
+RETURN_FRAMES = 8         # frames of a return visit scored (the first with the sprite fully in view)
 MOTION_MARGIN = 0.001     # mean abs error that the best shift must save over no shift
 MAX_SHIFT = 12            # px per frame searched for motion (fastest camera is 8)
 
@@ -124,6 +137,19 @@ def imaging_quality(frames: np.ndarray, prompt: str) -> np.ndarray:
     return ToyEvaluator._imaging(*palette_labels(frames, parse_prompt(prompt).colours().astype(np.float32)))
 
 
+def subject_consistency(frames: np.ndarray, prompt: str, poses, lo: int = 0, hi: int | None = None,
+                        config: WorldConfig = DEFAULT_CONFIG) -> float:
+    """subject_consistency of toy frames [n, H, W, 3] (no hold) over frames lo .. hi - 1, the
+    sprites' world places taken from all n frames (NaN when no sprite is in view there)."""
+    frames = np.asarray(frames, np.float32)
+    spec = parse_prompt(prompt)
+    _, pal_dist = palette_labels(frames, spec.colours().astype(np.float32))
+    evaluator = ToyEvaluator(config=config)
+    score = evaluator._subject(frames, evaluator._sprite_labels(frames, spec), pal_dist,
+                               np.asarray(poses, np.int64), spec)
+    return score(lo, len(frames) if hi is None else hi)
+
+
 class ToyEvaluator:
     """`evaluate(video, prompt, poses) -> VideoScores`; video uint8 [N, H, W, 3] at `fps`."""
 
@@ -156,17 +182,20 @@ class ToyEvaluator:
             "motion_smoothness": self._smoothness(frames, poses),
         }
         per_pair = {"dynamic_degree": self._dynamic(frames)}
-        subject = self._subject(frames, pal_dist, poses, spec)
+        sprite_labels = self._sprite_labels(frames, spec)
+        subject = self._subject(frames, sprite_labels, pal_dist, poses, spec)
         clips = self._clips(n, per_frame, per_pair, subject,
                             self._background(frames, labels, poses, spec.n_bands))
         iq = per_frame["imaging_quality"]
         k = max(1, round(DRIFT_SECONDS * self.fps / self.hold))       # 5 s of toy frames
         drift, _ = quality_drift(float(iq[:k].mean()), float(iq[-k:].mean()))
         revisit, by_gap = self._revisit(frames, poses)
+        subject_return, return_by_gap = self._subject_return(frames, sprite_labels, poses, spec)
         extras = {"palette_distance": float(pal_dist.mean()),
                   "imaging_quality_first_5s": float(iq[:k].mean()),
                   "imaging_quality_last_5s": float(iq[-k:].mean())}
-        scores = VideoScores(self.name, video_id, spec.prompt, clips, drift, revisit, by_gap, extras)
+        scores = VideoScores(self.name, video_id, spec.prompt, clips, drift, revisit, by_gap, extras,
+                             subject_return, return_by_gap)
         scores.validate()
         return scores
 
@@ -275,13 +304,16 @@ class ToyEvaluator:
         mean = (d * mask).sum((1, 2)) / np.maximum(counted, 1)
         return np.where(counted >= frames.shape[1] * 4, np.exp(-mean / TAU_BACKGROUND), np.nan)
 
-    def _subject(self, frames, pal_dist, poses, spec):
-        # Labels over the prompt palette plus the palette's other sprite colours: a blob of a
-        # sprite colour the prompt does not name is a wrong subject (e.g. a recoloured sprite).
+    @staticmethod
+    def _sprite_labels(frames, spec) -> np.ndarray:
+        """Labels over the prompt palette plus the palette's other sprite colours: a blob of a
+        sprite colour the prompt does not name is a wrong subject (e.g. a recoloured sprite)."""
         named = {s.colour for s in spec.sprites}
         foreign = [SPRITE_COLOURS[c] for c in PALETTES[spec.palette]["sprites"] if c not in named]
         palette = np.concatenate([spec.colours(), np.array(foreign, np.uint8).reshape(-1, 3)]).astype(np.float32)
-        labels = ((frames[..., None, :] - palette) ** 2).sum(-1).argmin(-1)
+        return ((frames[..., None, :] - palette) ** 2).sum(-1).argmin(-1)
+
+    def _subject(self, frames, labels, pal_dist, poses, spec):
         n, H, W = labels.shape
         n_named = len(spec.colours())
         wrong_subject = (labels >= n_named).sum((1, 2)) >= SPRITE_MIN_PIXELS          # [n]
@@ -312,15 +344,101 @@ class ToyEvaluator:
         stability = np.exp(-deviation / TAU_JUMP)                         # [n, sprites], NaN = unseen
 
         quality = np.concatenate([quality, np.where(wrong_subject, 0.0, np.nan)[:, None]], 1)
+        # A missing subject: over a whole sweep the camera shows the whole strip, so every prompt
+        # sprite must be drawn somewhere; one never drawn scales every clip down, and a video that
+        # draws none scores 0 in every clip (not NaN: nothing drawn is a failure, not "no subject").
+        drawn = seen.mean() if n > ToyWorld(spec, 0, self.config).sweep else 1.0
 
         def score(lo, hi):
             q = quality[lo:hi]
             if not np.isfinite(q).any():
-                return math.nan
+                return 0.0 if drawn == 0 else math.nan
             s = stability[lo:hi]
             stable = _nanmean(s) if np.isfinite(s).any() else 1.0
-            return _nanmean(q) * stable
+            return _nanmean(q) * stable * drawn
         return score
+
+    # ---- subject return -----------------------------------------------------------------------
+    def _first_drawing(self, masks, poses):
+        """(frame, world x, top, S x S mask) of the first frame that draws the whole sprite (its
+        best template placement inside the view, not cut by a side), or None."""
+        S, (n, H, W) = self.config.sprite_size, masks.shape
+        counts = masks.sum((1, 2))
+        for i in np.flatnonzero(counts >= SPRITE_MIN_PIXELS):
+            cols = np.flatnonzero(masks[i].any(0))
+            rows = np.flatnonzero(masks[i].any(1))
+            if cols[0] == 0 or cols[-1] == W - 1 or cols[-1] - cols[0] >= S or rows[-1] - rows[0] >= S:
+                continue                                   # cut by a side, or not one sprite-sized blob
+            left, top = min(cols[0], W - S), min(rows[0], H - S)
+            return i, left + int(poses[i]), top, masks[i, top: top + S, left: left + S]
+        return None
+
+    def _return_score(self, mask, colours, ref_mask, ref_colour, left, top) -> float:
+        """One frame's drawing at the sprite's world place against the first drawing: shape (xor
+        over the first drawing's area, best vertical offset within twice the bobbing range) times
+        colour (mean colour of the sprite-labelled pixels). Nothing drawn there scores 0."""
+        S, H = self.config.sprite_size, mask.shape[0]
+        best = (np.inf, None)
+        for y in range(max(0, top - 2 * MAX_BOB), min(H - S, top + 2 * MAX_BOB) + 1):
+            m = mask[y: y + S, left: left + S]
+            xor = (m ^ ref_mask).sum() / max(ref_mask.sum(), 1)
+            if xor < best[0]:
+                best = (xor, (y, m))
+        xor, (y, m) = best
+        if not m.any():
+            return 0.0
+        colour = np.linalg.norm(colours[y: y + S, left: left + S][m].mean(0) - ref_colour) / 255.0
+        return float(np.exp(-xor / TAU_SHAPE) * np.exp(-colour / TAU_SPRITE_COLOUR))
+
+    def _subject_return(self, frames, labels, poses, spec) -> tuple[float, dict[str, float]]:
+        """Subject memory: each prompt sprite's world place and look are taken from its first full
+        drawing; every later visit of that place (the camera path is known) after G > 21 frames
+        entirely out of view is scored on its first RETURN_FRAMES frames with the sprite fully in
+        view. A prompt sprite never drawn in a video that sweeps the whole strip scores 0 (it must
+        have come into view). Score = mean over sprites of their returns; by_gap pools returns."""
+        n, H, W = labels.shape
+        S = self.config.sprite_size
+        sweep = ToyWorld(spec, 0, self.config).sweep
+        per_sprite, gaps, sims = [], [], []
+        for j in range(len(spec.sprites)):
+            masks = labels == spec.n_bands + j
+            first = self._first_drawing(masks, poses)
+            if first is None:
+                if n > sweep:
+                    per_sprite.append(0.0)
+                continue
+            i0, x_world, top, ref_mask = first
+            ref_colour = frames[i0, top: top + S, x_world - poses[i0]: x_world - poses[i0] + S][ref_mask].mean(0)
+            left = x_world - poses                                    # view column of the place [n]
+            out = (left + S <= 0) | (left >= W)
+            full = (left >= 0) & (left + S <= W)
+            scores = []
+            t, out_run = i0 + 1, 0
+            while t < n:
+                if out[t]:
+                    out_run += 1
+                    t += 1
+                    continue
+                visit_end = t
+                while visit_end < n and not out[visit_end]:
+                    visit_end += 1
+                if out_run > REVISIT_MIN_GAP:
+                    frames_in = [u for u in range(t, visit_end) if full[u]][:RETURN_FRAMES]
+                    if frames_in:
+                        s = np.mean([self._return_score(masks[u], frames[u], ref_mask, ref_colour, left[u], top)
+                                     for u in frames_in])
+                        scores.append(s)
+                        gaps.append(out_run)
+                        sims.append(s)
+                t, out_run = visit_end, 0
+            if scores:
+                per_sprite.append(float(np.mean(scores)))
+        if not per_sprite:
+            return math.nan, {}
+        gaps, sims = np.array(gaps, int), np.array(sims)
+        by_gap = {gap_bin_name(lo, hi): float(sims[(gaps >= lo) & (gaps <= hi)].mean())
+                  for lo, hi in REVISIT_GAP_BINS if ((gaps >= lo) & (gaps <= hi)).any()}
+        return float(np.mean(per_sprite)), by_gap
 
     # ---- revisits -----------------------------------------------------------------------------
     @staticmethod

@@ -22,6 +22,7 @@ from .prompts import WorldSpec, parse_prompt
 
 TOY_FPS = 4                  # toy frames (= latent frames) per second
 REVISIT_MIN_GAP = 21         # frames; revisits closer than this are within a typical cache window
+MAX_BOB = 2                  # px: the largest sprite bobbing amplitude
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class WorldConfig:
     strip_width: int = 256    # world width; (strip_width - width) must be a multiple of every speed
     sprite_size: int = 8
     bob_period: int = 28      # frames; divides every camera period, so revisits one period apart match
+    band_amp_scale: float = 1.0   # band-boundary wave amplitude; < 1 = simpler background (0: flat)
+
+    def describe(self) -> dict:
+        """The fields that differ from the default world (what weights record they were trained on)."""
+        return {k: v for k, v in self.__dict__.items() if v != getattr(DEFAULT_CONFIG, k)}
 
 
 DEFAULT_CONFIG = WorldConfig()
@@ -94,6 +100,7 @@ class ToyWorld:
             amps, wavelengths = [rng.uniform(1.5, 2.5), rng.uniform(3.5, 5)], rng.uniform(64, 128, 2)
         heights, floor = [], 2.0
         for base, amp, lam in zip(bases, amps, wavelengths):
+            amp = amp * cfg.band_amp_scale         # rng draws unchanged: same layout, calmer waves
             y = base + amp * np.sin(2 * np.pi * x / lam + rng.uniform(0, 2 * np.pi))
             y = np.clip(np.maximum(y, floor), 3, H - 3)   # bands stay >= 3 px thick, ordered
             heights.append(y)
@@ -107,7 +114,7 @@ class ToyWorld:
         sprites = []
         for i, sp in enumerate(self.spec.sprites):      # one sprite per strip segment: never overlap
             x = int(rng.integers(int(i * segment) + 4, int((i + 1) * segment) - S - 4 + 1))
-            amp = int(rng.integers(0, 3))
+            amp = int(rng.integers(0, MAX_BOB + 1))
             y = int(rng.integers(2 + amp, cfg.height - S - 2 - amp + 1))
             label = self.spec.n_bands + i
             sprites.append((label, sprite_mask(sp.shape, S), x, y, amp, rng.uniform(0, 2 * np.pi)))
@@ -127,6 +134,13 @@ class ToyWorld:
                 region[mask] = label
         cols = self.camera_x(n_frames, start).numpy()[:, None] + np.arange(cfg.width)[None, :]
         return np.take_along_axis(strips, np.repeat(cols[:, None, :], cfg.height, axis=1), axis=2)
+
+    def sprite_in_view(self, n_frames: int, start: int = 0) -> np.ndarray:
+        """bool [n]: some sprite's column span overlaps the view in frame start + i."""
+        cam = self.camera_x(n_frames, start).numpy()
+        S, W = self.config.sprite_size, self.config.width
+        xs = np.array([x for _, _, x, *_ in self.sprites])
+        return ((xs[None, :] + S > cam[:, None]) & (xs[None, :] < cam[:, None] + W)).any(1)
 
     def render(self, n_frames: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 [n, H, W, 3] frames, LongTensor [n] camera x) for frames start .. start + n - 1."""
@@ -164,25 +178,67 @@ class ClipBatch:
     poses: torch.Tensor         # long [B, T] camera x in pixels
     prompts: list[str]
     seeds: list[int]
+    sprite: torch.Tensor | None = None   # bool [B, T, H, W]: pixels drawn by a sprite
 
     def images(self) -> torch.Tensor:
         """float [B, T, 3, H, W] in [-1, 1]: the PixelCodec's image convention."""
         return self.frames.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
 
 
-def training_batches(batch_size: int, clip_frames: int = 24, split: str = "train", seed: int = 0,
-                     config: WorldConfig = DEFAULT_CONFIG):
-    """Endless iterator of ClipBatch: random worlds of the split, each at a random camera phase."""
-    rng = np.random.default_rng(seed)
-    seeds = SPLIT_SEEDS[split]
-    while True:
-        frames, poses, prompts, world_seeds = [], [], [], []
-        for world_seed in rng.integers(seeds.start, seeds.stop, batch_size):
-            world = ToyWorld(prompt_for_seed(int(world_seed)), int(world_seed), config)
-            start = int(rng.integers(0, world.period * 8))
-            frames.append(world.colours[world.labels(clip_frames, start)])
-            poses.append(world.camera_x(clip_frames, start).numpy())
+class ClipSampler:
+    """Endless iterator of ClipBatch: random worlds of the split, each at a random camera phase.
+
+    `sprite_clips`: the fraction of clips whose start is drawn among the phases where a sprite is
+    in (or enters) the view at some frame of the clip; the rest are uniform, as before. The state
+    (`state()` / `load_state()`) is the numpy generator's, so a resumed trainer sees the very
+    clips an uninterrupted one would."""
+
+    def __init__(self, batch_size: int, clip_frames: int = 24, split: str = "train", seed: int = 0,
+                 config: WorldConfig = DEFAULT_CONFIG, sprite_clips: float = 0.0):
+        if not 0.0 <= sprite_clips <= 1.0:
+            raise ValueError(f"sprite_clips={sprite_clips} outside [0, 1]")
+        self.batch_size, self.clip_frames, self.config = batch_size, clip_frames, config
+        self.seeds, self.sprite_clips = SPLIT_SEEDS[split], sprite_clips
+        self.rng = np.random.default_rng(seed)
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def load_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def __iter__(self):
+        return self
+
+    def _start(self, world: ToyWorld) -> int:
+        start = int(self.rng.integers(0, world.period * 8))
+        if self.sprite_clips == 0 or self.rng.random() >= self.sprite_clips:   # 0: no extra draw (v1 order)
+            return start
+        # phases p of one period where frames p .. p + clip - 1 show a sprite somewhere
+        seen = world.sprite_in_view(world.period + self.clip_frames)
+        window = np.convolve(seen, np.ones(self.clip_frames), "valid")[: world.period] > 0
+        phases = np.flatnonzero(window)
+        if not len(phases):
+            return start
+        return start - start % world.period + int(phases[self.rng.integers(len(phases))])
+
+    def __next__(self) -> ClipBatch:
+        frames, poses, prompts, world_seeds, sprites = [], [], [], [], []
+        for world_seed in self.rng.integers(self.seeds.start, self.seeds.stop, self.batch_size):
+            world = ToyWorld(prompt_for_seed(int(world_seed)), int(world_seed), self.config)
+            start = self._start(world)
+            labels = world.labels(self.clip_frames, start)
+            frames.append(world.colours[labels])
+            sprites.append(labels >= world.spec.n_bands)
+            poses.append(world.camera_x(self.clip_frames, start).numpy())
             prompts.append(world.spec.prompt)
             world_seeds.append(int(world_seed))
         # np.stack: torch.stack of uint8 is ~10x slower on CPU here
-        yield ClipBatch(torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(poses)), prompts, world_seeds)
+        return ClipBatch(torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(poses)), prompts,
+                         world_seeds, torch.from_numpy(np.stack(sprites)))
+
+
+def training_batches(batch_size: int, clip_frames: int = 24, split: str = "train", seed: int = 0,
+                     config: WorldConfig = DEFAULT_CONFIG, sprite_clips: float = 0.0) -> ClipSampler:
+    """Endless iterator of ClipBatch (see `ClipSampler`)."""
+    return ClipSampler(batch_size, clip_frames, split, seed, config, sprite_clips)
