@@ -57,13 +57,15 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
         torch.set_num_threads(int(cfg.backbone.threads))
     bb = build_backbone(cfg.backbone, plan.device)
     m, c = bb.model, bb.model.config
-    poses = bb.pose_fn(plan.prompts[0], 0, plan.horizon) if bb.pose_fn else None
+    prompt = plan.prompts[0]
+    prompt = prompt[1] if isinstance(prompt, tuple) else prompt    # (suite index, text) since issue 10
+    poses = bb.pose_fn(prompt, 0, plan.horizon) if bb.pose_fn else None
     geometry = ({"grid": bb.grid} if "grid" in inspect.signature(CacheSession).parameters
                 else {"tokens_per_frame": bb.tokens_per_frame})
     session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon, **geometry,
                            heads=c.heads, head_dim=c.head_dim, dtype=m.dtype, device=plan.device,
                            rope_max=c.rope_max_positions, record=False, poses=poses)
-    text = m.text_kv(bb.text_encoder.encode([plan.prompts[0]]).to(plan.device))
+    text = m.text_kv(bb.text_encoder.encode([prompt]).to(plan.device))
     cuda = plan.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
