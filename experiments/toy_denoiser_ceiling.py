@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from tethercache.cache import CacheSession, build_policy
 from tethercache.eval.toy import imaging_quality
-from tethercache.model.backbone import build_backbone
+from tethercache.backbone import build_backbone
 from tethercache.model.codec import to_uint8
 from tethercache.sampling import SamplerConfig, generate
 from tethercache.toyworld.conditioning import pose_tokens
@@ -86,7 +86,7 @@ class TeacherForced:
         m, (B, _, n, _, _) = self.bb.model, self.x0.shape
         c = m.config
         session = CacheSession(build_policy({"name": "full"}), layers=c.layers, horizon=n,
-                               tokens_per_frame=self.bb.tokens_per_frame, heads=c.heads,
+                               grid=self.bb.grid, heads=c.heads,
                                head_dim=c.head_dim, batch=B, record=False)
         chunks = list(generate(m, self.text, session, n_frames=n, chunk=self.chunk,
                                latent_shape=self.bb.latent_shape, seed=self.seed, sampler=sampler,

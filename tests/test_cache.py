@@ -19,7 +19,7 @@ def pingpong_poses(n, sweep=28):
 
 def session_for(policy, horizon=3000):
     policy.validate(C, horizon, 10**6)
-    return CacheSession(policy, layers=LAYERS, horizon=horizon, tokens_per_frame=T, heads=H,
+    return CacheSession(policy, layers=LAYERS, horizon=horizon, grid=(1, T), heads=H,
                         head_dim=D, rope_max=10**6, poses=pingpong_poses(horizon))
 
 
@@ -70,12 +70,12 @@ def test_rolling_matches_self_forcing_over_400_chunks(name, sink):
         for layer in range(LAYERS):
             frames = s.cache.frame_ids(layer).tolist()
             assert frames == ref[j]
-            regions = s.cache.regions[layer, : len(frames)].tolist()
+            regions = s.cache.frame_regions(layer).tolist()
             assert regions == [SINK] * min(sink, len(frames)) + [RECENT] * (len(frames) - min(sink, len(frames)))
             # cached K/V are the clean pass's (pass index 2 -> +0.2) and belong to their frame
             k = out[layer].k[0, ::T, 0, 0]
             assert torch.allclose(k, torch.tensor(frames, dtype=torch.float32) + 0.2)
-    assert s.cache.used[0] == budget
+    assert s.cache.n_frames(0) == budget
 
 
 def test_absolute_positions_are_frame_ids_relative_are_slots():
@@ -84,11 +84,15 @@ def test_absolute_positions_are_frame_ids_relative_are_slots():
         for j in range(10):
             out = step(s, j * C)[0]
         frames = [0, 1, 2, 24, 25, 26, 27, 28, 29]
-        assert out.k_frames.tolist() == frames
+        assert out.k_frames[::T].tolist() == frames
+        k_t, q_t = out.k_pos[::T, 0].tolist(), out.q_pos[::T, 0].tolist()
         if rope == "absolute":
-            assert out.k_pos.tolist() == frames and out.q_pos.tolist() == [27, 28, 29]
+            assert k_t == frames and q_t == [27, 28, 29]
         else:
-            assert out.k_pos.tolist() == list(range(9)) and out.q_pos.tolist() == [6, 7, 8]
+            assert k_t == list(range(9)) and q_t == [6, 7, 8]
+        # (h, w) of every token in raster order, w shifted by the frame's camera pose
+        w = torch.arange(T).repeat(9).double() + s.info.poses[torch.tensor(frames)].double().repeat_interleave(T)
+        assert torch.equal(out.k_pos[:, 2], w) and out.k_pos[:, 1].eq(0).all()
 
 
 def test_storage_is_preallocated_and_does_not_grow():
@@ -97,7 +101,7 @@ def test_storage_is_preallocated_and_does_not_grow():
     for j in range(50):
         step(s, j * C)
     assert s.cache.k.data_ptr() == ptr and s.cache.k.numel() == n
-    assert s.cache.capacity == 21
+    assert s.cache.capacity == 21 * T
 
 
 def test_full_keeps_everything():
@@ -140,9 +144,10 @@ def test_absolute_rope_past_table_is_a_config_error():
         build_policy({"name": "window"}).validate(C, 1050, 1024)
 
 
-@pytest.mark.parametrize("name", sorted(POLICIES))
+@pytest.mark.parametrize("name", sorted(n for n, p in POLICIES.items() if p.unit == "frame"))
 def test_every_policy_keeps_its_budget_over_a_long_rollout(name):
-    """Registry-wide invariants: never above budget, the current chunk is always the tail,
+    """Frame-level policies (token-level too: test_policy_invariants.py): never above budget,
+    the current chunk is always the tail,
     frames unique and increasing within each region, no empty slot inside the used range."""
     policy = build_policy({"name": name})
     s = session_for(policy, horizon=600)
@@ -150,7 +155,7 @@ def test_every_policy_keeps_its_budget_over_a_long_rollout(name):
         out = step(s, j * C)
         for layer in range(LAYERS):
             frames = s.cache.frame_ids(layer)
-            regions = s.cache.regions[layer, : len(frames)]
+            regions = s.cache.frame_regions(layer)
             assert len(frames) <= policy.budget
             assert frames[-C:].tolist() == list(range(j * C, j * C + C))
             assert len(set(frames.tolist())) == len(frames)
@@ -169,7 +174,7 @@ def test_relative_rope_runs_past_the_rope_table():
     policy = build_policy({"name": "window", "budget": 9, "rope": "relative"})
     n = 1050
     policy.validate(C, n, c.rope_max_positions)
-    s = CacheSession(policy, layers=c.layers, horizon=n, tokens_per_frame=16, heads=c.heads,
+    s = CacheSession(policy, layers=c.layers, horizon=n, grid=(4, 4), heads=c.heads,
                      head_dim=c.head_dim, record=False)
     text = m.text_kv(torch.randn(1, 4, 32))
     sampler = SamplerConfig(kind="euler", euler_steps=1)
@@ -182,13 +187,13 @@ def test_relative_rope_runs_past_the_rope_table():
 
 def test_oracle_memory_holds_the_closest_pose_frames_with_their_clean_kv():
     s = session_for(build_policy({"name": "oracle"}), horizon=600)
-    poses = s.cache.poses
+    poses = s.info.poses
     for j in range(60):
         out = step(s, j * C)
         first = j * C
         history = list(range(3, max(3, first - 1)))
         frames = s.cache.frame_ids(0).tolist()
-        regions = s.cache.regions[0, : len(frames)].tolist()
+        regions = s.cache.frame_regions(0).tolist()
         memory = [f for f, r in zip(frames, regions) if r == MEMORY]
         if len(history) > 14:
             d = {h: abs(float(poses[h] - poses[first:first + 3].mean())) for h in history}

@@ -39,7 +39,7 @@ def chunkwise(model, x, text, t, policy, n_frames):
     c = model.config
     policy.validate(C, n_frames, c.rope_max_positions)
     session = CacheSession(policy, layers=c.layers, horizon=n_frames,
-                           tokens_per_frame=model.tokens_per_frame(H, W), heads=c.heads,
+                           grid=(H // 2, W // 2), heads=c.heads,
                            head_dim=c.head_dim)
     kv = model.text_kv(text)
     outs = []

@@ -4,7 +4,8 @@ import torch
 
 from tethercache.cache import CacheSession, build_policy
 from tethercache.errors import ConfigError
-from tethercache.sampling import SamplerConfig, add_noise, flow_to_x0, generate
+from tethercache.sampling import (GivenNoise, SamplerConfig, SeededNoise, add_noise, flow_to_x0,
+                                  generate)
 
 
 def test_warped_steps_match_self_forcing():
@@ -43,6 +44,7 @@ def test_x0_and_noise_are_inverse():
     ({"restarts": 1}, "restarts"), ({"kind": "euler", "restarts": -1}, "restarts"),
     ({"kind": "euler", "sigma_min": 0.2, "restarts": 1, "restart_sigma": 0.1}, "restart_sigma"),
     ({"kind": "euler", "shift": 1.0, "restarts": 1, "restart_steps": 0}, "restart_steps"),
+    ({"context_renoise": "yes"}, "context_renoise"),
 ])
 def test_bad_sampler_config(kw, key):
     with pytest.raises(ConfigError, match=f"backbone.sampler.{key}"):
@@ -52,7 +54,7 @@ def test_bad_sampler_config(kw, key):
 def rollout(model, seed, sampler=None, n=12, policy="window"):
     c = model.config
     pol = build_policy({"name": policy, "budget": 6})
-    s = CacheSession(pol, layers=c.layers, horizon=n, tokens_per_frame=16, heads=c.heads,
+    s = CacheSession(pol, layers=c.layers, horizon=n, grid=(4, 4), heads=c.heads,
                      head_dim=c.head_dim)
     text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
     with torch.no_grad():
@@ -77,7 +79,7 @@ def test_context_noise_changes_the_cache_not_the_first_chunk(tiny_model):
 def test_generate_streams_one_chunk_per_yield(tiny_model):
     c = tiny_model.config
     s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
-                     tokens_per_frame=16, heads=c.heads, head_dim=c.head_dim)
+                     grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
     text = tiny_model.text_kv(torch.randn(1, 4, 32))
     it = generate(tiny_model, text, s, n_frames=9, chunk=3, latent_shape=(12, 8, 8), seed=0,
                   sampler=SamplerConfig(), progress=False)
@@ -96,7 +98,7 @@ def test_initial_latents_are_kept_and_condition_the_rest(tiny_model):
 
     def run(initial):
         s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers,
-                         horizon=9, tokens_per_frame=16, heads=c.heads, head_dim=c.head_dim)
+                         horizon=9, grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
         with torch.no_grad():
             return torch.cat(list(generate(tiny_model, text, s, n_frames=9, chunk=3,
                                            latent_shape=(12, 8, 8), seed=0, sampler=SamplerConfig(),
@@ -127,3 +129,118 @@ def test_restart_renoises_the_finished_chunk_and_integrates_back(tiny_model):
     expected = integrate(add_noise(x0, torch.randn(shape, generator=gen), 0.4), [0.4, 0.1, 0.0])
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(out, x0, atol=1e-3)
+
+
+class Spy:
+    """The model, recording every call's input frames, timesteps and whether it committed."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+        self.config, self.text_kv = model.config, model.text_kv
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def __call__(self, x, t, text, cache):
+        self.calls.append((x.clone(), t.clone(), cache.committing))
+        return self.model(x, t, text, cache=cache)
+
+
+def run(model, n=9, sampler=None, noise=None, state_frames=0, policy=None):
+    c = model.config
+    s = CacheSession(build_policy(policy or {"name": "window", "budget": 6}), layers=c.layers,
+                     horizon=n, grid=(4, 4), heads=c.heads, head_dim=c.head_dim,
+                     state_frames=state_frames)
+    text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
+    with torch.no_grad():
+        out = list(generate(model, text, s, n_frames=n, chunk=3, latent_shape=(12, 8, 8), seed=0,
+                            sampler=sampler or SamplerConfig(), progress=False, noise=noise,
+                            state_frames=state_frames))
+    return torch.cat(out, 2), s, text
+
+
+@pytest.mark.parametrize("renoise", [False, True])
+def test_context_pass_clean_chunk_or_renoised(tiny_model, renoise):
+    """Self-Forcing (default): the clean chunk at timestep context_noise; context_renoise=true:
+    re-noised to that level with one more draw first."""
+    spy = Spy(tiny_model)
+    noise = SeededNoise(0, record=True)
+    out, _, _ = run(spy, sampler=SamplerConfig(context_noise=100, context_renoise=renoise), noise=noise)
+    commits = [c for c in spy.calls if c[2]]
+    assert len(commits) == 3 and all(bool((t == 100).all()) for _, t, _ in commits)
+    draws_per_chunk = len(SamplerConfig().steps) - 1 + renoise
+    assert len(noise.drawn["renoise"]) == 3 * draws_per_chunk
+    for j, (x, _, _) in enumerate(commits):
+        x0 = out[:, :, 3 * j:3 * j + 3]
+        if renoise:
+            eps = noise.drawn["renoise"][(j + 1) * draws_per_chunk - 1]
+            assert torch.equal(x, add_noise(x0, eps, 0.1))
+        else:
+            assert torch.equal(x, x0)
+
+
+def test_given_noise_reproduces_an_external_loop_exactly(tiny_model):
+    """An external script's noise (initial + re-noising draws) through the injection seam gives
+    exactly the latents that script's own Self-Forcing loop produces."""
+    g = torch.Generator().manual_seed(123)
+    shape, sf = (1, 12, 3, 8, 8), SamplerConfig()
+    sigmas = sf.sigmas()
+    initial = [torch.randn(shape, generator=g) for _ in range(3)]
+    renoise = [torch.randn(shape, generator=g) for _ in range(3 * (len(sigmas) - 1))]
+    out, _, text = run(tiny_model, noise=GivenNoise(initial, renoise))
+    # the external loop, written out by hand on a fresh session
+    c = tiny_model.config
+    s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
+                     grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
+    draws = iter(renoise)
+    with torch.no_grad():
+        for j in range(3):
+            s.begin_chunk(torch.arange(3 * j, 3 * j + 3))
+            x = initial[j]
+            for i, sig in enumerate(sigmas):
+                flow = tiny_model(x, torch.full((1, 3), sig * 1000), text, cache=s).float()
+                x0 = flow_to_x0(x, flow, sig)
+                if i + 1 < len(sigmas):
+                    x = add_noise(x0, next(draws), sigmas[i + 1])
+            with s.commit_pass():
+                tiny_model(x0, torch.zeros(1, 3), text, cache=s)
+            assert torch.equal(out[:, :, 3 * j:3 * j + 3], x0)
+    # recorded seeded draws replay bitwise; wrong shapes and counts are named errors
+    rec = SeededNoise(5, record=True)
+    a, _, _ = run(tiny_model, noise=rec)
+    b, _, _ = run(tiny_model, noise=GivenNoise(rec.drawn["initial"], rec.drawn["renoise"]))
+    assert torch.equal(a, b) and torch.equal(a, run(tiny_model, noise=torch.Generator().manual_seed(5))[0])
+    with pytest.raises(ValueError, match="initial draw 0 has shape"):
+        run(tiny_model, noise=GivenNoise([torch.zeros(1, 12, 3, 8, 9)] * 3, renoise))
+    with pytest.raises(ValueError, match="renoise draw 8 requested, only 8 given"):
+        run(tiny_model, noise=GivenNoise(initial, renoise[:8]))
+    with pytest.raises(ValueError, match="10 renoise draws given, 9 used"):
+        run(tiny_model, noise=GivenNoise(initial, renoise + renoise[:1]))
+
+
+def test_state_frames_are_denoised_every_chunk_cached_and_never_yielded(tiny_model):
+    spy = Spy(tiny_model)
+    out, s, _ = run(spy, n=12, state_frames=1)
+    assert out.shape == (1, 12, 12, 8, 8)                   # only the video's frames come out
+    # every pass (4 Self-Forcing steps + the clean pass per chunk) carries the state frame first
+    assert len(spy.calls) == 4 * 5 and all(x.shape[2] == 4 for x, _, _ in spy.calls)
+    for (x, t, commit) in spy.calls:
+        assert torch.equal(t[:, 0], t[:, 1])                # at the chunk's timesteps
+    # the state's K/V sit in their own slots (region STATE), refreshed by every clean pass
+    assert s.states.used == [16, 16] and (s.states.token_regions(0) == 4).all()
+    assert s.cache.frame_ids(0).tolist() == [6, 7, 8, 9, 10, 11]   # the policy never sees it
+    # and the video's chunks attend to it: the same noise without the state gives other latents
+    plain, _, _ = run(tiny_model, n=12)
+    assert not torch.allclose(plain[:, :, 3:], out[:, :, 3:])
+    # the clean pass of chunk j wrote the state K/V that chunk j+1 reads: K/V differ per chunk
+    firsts = []
+    c = tiny_model.config
+    sess = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
+                        grid=(4, 4), heads=c.heads, head_dim=c.head_dim, state_frames=1)
+    text = tiny_model.text_kv(torch.randn(1, 4, 32))
+    with torch.no_grad():
+        for _ in generate(tiny_model, text, sess, n_frames=9, chunk=3, latent_shape=(12, 8, 8),
+                          seed=0, sampler=SamplerConfig(), progress=False, state_frames=1):
+            firsts.append(sess.states.k.clone())
+    assert not torch.equal(firsts[0], firsts[1]) and not torch.equal(firsts[1], firsts[2])

@@ -33,7 +33,7 @@ def chunk_q(start: int, layer: int):
 def session_for(cfg, horizon=3000, layers=LAYERS):
     policy = build_policy({"name": "tether"} | cfg)
     policy.validate(C, horizon, 10**6)
-    return CacheSession(policy, layers=layers, horizon=horizon, tokens_per_frame=T, heads=H,
+    return CacheSession(policy, layers=layers, horizon=horizon, grid=(1, T), heads=H,
                         head_dim=D, rope_max=10**6)
 
 
@@ -52,7 +52,7 @@ def step(s, start, before_commit=None):
     with s.commit_pass():
         for l in range(layers):     # Attend holds views of the cache: keep what this layer read
             a = s.attend(l, chunk_q(start, l), *clean[l])
-            a.read_frames = a.k_frames.tolist()
+            a.read_frames = a.k_frames[::T].tolist()
             out.append(a)
     s.end_chunk()
     return out, snap
@@ -60,13 +60,14 @@ def step(s, start, before_commit=None):
 
 def region(s, layer, code):
     c = s.cache
-    return c.frames[layer, : c.used[layer]][c.regions[layer, : c.used[layer]] == code].tolist()
+    return c.frame_ids(layer)[c.frame_regions(layer) == code].tolist()
 
 
 def snapshot(s):
     """Per layer: frame ids and clones of the occupied K/V, taken before the commit pass."""
     c = s.cache
-    return [(c.frame_ids(l).clone(), c.k[l, :, : c.used[l]].clone(), c.v[l, :, : c.used[l]].clone())
+    return [(c.frame_ids(l).clone(), c.frame_k(l)[:, : c.n_frames(l)].clone(),
+             c.frame_v(l)[:, : c.n_frames(l)].clone())
             for l in range(c.layers)]
 
 
@@ -80,10 +81,10 @@ def test_schedule_trace_K21_S3_R4_C3():
     s = session_for({})
     for j in range(6):
         step(s, j * C)
-    assert s.policy.chunk_stats()["candidates"] == [[], []]
+    assert s.policy.chunk_stats(s.state)["candidates"] == [[], []]
     # chunk 6 (frames 18-20) fills the cache: memory is seeded with frames 3..16, no GRAB yet
     step(s, 18)
-    st = s.policy.chunk_stats()
+    st = s.policy.chunk_stats(s.state)
     for l in range(LAYERS):
         assert region(s, l, SINK) == [0, 1, 2]
         assert region(s, l, MEMORY) == list(range(3, 17)) == st["memory"][l]
@@ -92,13 +93,13 @@ def test_schedule_trace_K21_S3_R4_C3():
 
     # chunk 7 (frames 21-23) stages 17, 18, 19: during its denoising passes they are in no region
     def staged(sess):
-        return [(sess.cache.frame_ids(l).tolist(), [p[2].tolist() for p in sess.policy._pending])
+        return [(sess.cache.frame_ids(l).tolist(), [p[2].tolist() for p in sess.state.pending])
                 for l in range(LAYERS)]
     _, snap = step(s, 21, staged)
     for frames, pending in snap:
         assert frames == list(range(0, 17)) + [20, 21, 22, 23]
         assert pending == [[17, 18, 19]] * LAYERS
-    st = s.policy.chunk_stats()
+    st = s.policy.chunk_stats(s.state)
     for l in range(LAYERS):
         assert st["candidates"][l] == list(range(3, 20))
         assert sorted(st["admitted"][l] + st["rejected"][l]) == [17, 18, 19]
@@ -109,7 +110,7 @@ def test_schedule_trace_K21_S3_R4_C3():
     for frames, pending in snap:
         assert pending == [[20, 21, 22]] * LAYERS
         assert frames[-4:] == [23, 24, 25, 26]
-    assert s.policy.chunk_stats()["candidates"][0][-3:] == [20, 21, 22]
+    assert s.policy.chunk_stats(s.state)["candidates"][0][-3:] == [20, 21, 22]
 
 
 def test_memory_decision_equals_grab_and_is_chronological():
@@ -118,7 +119,7 @@ def test_memory_decision_equals_grab_and_is_chronological():
     for j in range(40):
         start = j * C
         _, snap = step(s, start, snapshot)
-        st = s.policy.chunk_stats()
+        st = s.policy.chunk_stats(s.state)
         if start < 21:
             continue
         for l in range(LAYERS):
@@ -150,17 +151,17 @@ def test_tame_edits_only_newly_admitted_frames(cfg):
         _, snap = step(s, start, snapshot)
         if start < 21:
             continue
-        st = s.policy.chunk_stats()
+        st = s.policy.chunk_stats(s.state)
         c = s.cache
         for l in range(LAYERS):
             ids, k0, v0 = snap[l]
             trusted_k, trusted_v = k0[:, :17].flatten(1, 2), v0[:, :17].flatten(1, 2)
             old = {int(f): i for i, f in enumerate(ids)}
-            assert torch.equal(c.k[l, :, :3], k0[:, :3]) and torch.equal(c.v[l, :, :3], v0[:, :3])
-            assert torch.equal(c.k[l, :, 17], k0[:, 17])            # recent (not the chunk) untouched
+            assert torch.equal(c.frame_k(l)[:, :3], k0[:, :3]) and torch.equal(c.frame_v(l)[:, :3], v0[:, :3])
+            assert torch.equal(c.frame_k(l)[:, 17], k0[:, 17])            # recent (not the chunk) untouched
             for slot in range(3, 17):
-                f = int(c.frames[l, slot])
-                k, v = c.k[l, :, slot], c.v[l, :, slot]
+                f = int(c.frame_ids(l)[slot])
+                k, v = c.frame_k(l)[:, slot], c.frame_v(l)[:, slot]
                 if f in old:                                      # kept member: bitwise unchanged
                     assert torch.equal(k, k0[:, old[f]]) and torch.equal(v, v0[:, old[f]])
                     continue
@@ -202,7 +203,7 @@ def test_invariants_over_a_long_rollout(cfg):
     for j in range(160):
         start = j * C
         step(s, start)
-        st = p.chunk_stats()
+        st = p.chunk_stats(s.state)
         json.dumps(st)
         for l in range(LAYERS):
             frames = s.cache.frame_ids(l).tolist()
@@ -213,8 +214,8 @@ def test_invariants_over_a_long_rollout(cfg):
             assert (len(sink), len(mem), len(rec)) == (S, M, R)
             assert sink == list(range(S))
             if sink_kv is None:
-                sink_kv = s.cache.k[:, :, :S].clone(), s.cache.v[:, :, :S].clone()
-            assert torch.equal(s.cache.k[:, :, :S], sink_kv[0]) and torch.equal(s.cache.v[:, :, :S], sink_kv[1])
+                sink_kv = s.cache.k[:, :, :S * T].clone(), s.cache.v[:, :, :S * T].clone()
+            assert torch.equal(s.cache.k[:, :, :S * T], sink_kv[0]) and torch.equal(s.cache.v[:, :, :S * T], sink_kv[1])
             assert rec == list(range(start + C - R, start + C))   # FIFO: the newest R frames
             if not prev[l]:                                       # the seed
                 evicted[l] |= set(mem)
@@ -232,7 +233,7 @@ def test_invariants_over_a_long_rollout(cfg):
             prev[l] = set(frames)
     for l in range(LAYERS):
         assert admission[l] == sorted(admission[l]) and len(admission[l]) > 0
-    assert s.cache.k.data_ptr() == ptr and s.cache.capacity == K
+    assert s.cache.k.data_ptr() == ptr and s.cache.capacity == K * T
 
 
 # ---- degenerate settings and variants --------------------------------------------------------
@@ -308,11 +309,11 @@ def test_rope_positions():
             out, _ = step(s, j * C)
         o = out[0]
         frames = s.cache.frame_ids(0).tolist()
-        assert o.k_frames.tolist() == frames and o.q_frames.tolist() == [33, 34, 35]
+        assert o.k_frames[::T].tolist() == frames and o.q_frames[::T].tolist() == [33, 34, 35]
         if rope == "absolute":
-            assert o.k_pos.tolist() == frames and o.q_pos.tolist() == [33, 34, 35]
+            assert o.k_pos[::T, 0].tolist() == frames and o.q_pos[::T, 0].tolist() == [33, 34, 35]
         else:
-            assert o.k_pos.tolist() == list(range(21)) and o.q_pos.tolist() == [18, 19, 20]
+            assert o.k_pos[::T, 0].tolist() == list(range(21)) and o.q_pos[::T, 0].tolist() == [18, 19, 20]
 
 
 def test_policy_reused_across_sessions_starts_fresh():
@@ -323,7 +324,7 @@ def test_policy_reused_across_sessions_starts_fresh():
     s = session_for({})
     for j in range(11):
         step(s, j * C)
-    again = CacheSession(s.policy, layers=LAYERS, horizon=3000, tokens_per_frame=T, heads=H,
+    again = CacheSession(s.policy, layers=LAYERS, horizon=3000, grid=(1, T), heads=H,
                          head_dim=D, rope_max=10**6)
     for j in range(15):
         step(again, j * C)
@@ -345,7 +346,7 @@ def test_memory_zero_equals_sink_on_a_tiny_model():
                       ("tether_m", {"name": "tether", "budget": 9, "sink": 2, "recent": 3})]:
         policy = build_policy(cfg)
         policy.validate(C, n, c.rope_max_positions)
-        s = CacheSession(policy, layers=c.layers, horizon=n, tokens_per_frame=16, heads=c.heads,
+        s = CacheSession(policy, layers=c.layers, horizon=n, grid=(4, 4), heads=c.heads,
                          head_dim=c.head_dim, record=False)
         outs[name] = torch.cat(list(generate(model, text, s, n_frames=n, chunk=C, latent_shape=(12, 8, 8),
                                              seed=0, sampler=sampler, progress=False)), 2)

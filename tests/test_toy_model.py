@@ -6,7 +6,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT, perturbed_tiny, run_cli
-from tethercache.model.backbone import build_backbone
+from tethercache.backbone import build_backbone
 from tethercache.model.wan import X0_SIGMA_FLOOR
 from tethercache.sampling import flow_to_x0
 from tethercache.toyworld import train

@@ -19,9 +19,9 @@ import torch
 from omegaconf import OmegaConf
 
 from . import rundir
+from .backbone import Backbone, build_backbone
 from .cache import CacheSession
 from .errors import NonFiniteError
-from .model.backbone import Backbone, build_backbone
 from .sampling import generate
 from .validation import Plan, load_prompts, validate  # noqa: F401  (re-exported)
 from .video import Mp4Writer
@@ -65,7 +65,7 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
     model = bb.model
     c = model.config
     session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon,
-                           tokens_per_frame=bb.tokens_per_frame, heads=c.heads,
+                           grid=bb.grid, heads=c.heads,
                            head_dim=c.head_dim, batch=cfg.batch, dtype=model.dtype,
                            device=plan.device, rope_max=c.rope_max_positions, poses=poses)
     text = model.text_kv(bb.text_encoder.encode([prompt] * cfg.batch).to(plan.device))
@@ -77,7 +77,7 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
     with Mp4Writer(video_path, fps=bb.codec.fps, scale=view_scale, lossless=lossless) as writer:
         chunks = generate(model, text, session, n_frames=plan.horizon, chunk=bb.chunk,
                           latent_shape=bb.latent_shape, seed=seed, sampler=bb.sampler,
-                          batch=cfg.batch, poses=poses, progress=cfg.progress, device=plan.device,
+                          batch=cfg.batch, progress=cfg.progress, device=plan.device,
                           initial=bb.start_latents(prompt, seed, cfg.batch))
         sample_id = Path(video_path).stem
         while True:

@@ -2,10 +2,12 @@
 
 For each chunk of C latent frames: start from noise; for each timestep of the (warped,
 shifted) step list predict x0 and re-noise it to the next step with fresh noise; then one
-more pass on the clean chunk at t = `context_noise` writes the cache (the policy commits
-there). `kind: euler` integrates the flow ODE instead (optionally with restarts), for
-models that are not few-step distilled (the toy). Noise is drawn from one seeded CPU generator,
-so the same seed gives bitwise-equal latents on CPU whatever the device.
+more pass at t = `context_noise` writes the cache (the policy commits there): on the clean
+chunk, as Self-Forcing does, or re-noised to that level first (`context_renoise`).
+`kind: euler` integrates the flow ODE instead (optionally with restarts), for models that are
+not few-step distilled (the toy). Noise comes from a `NoiseSource`: by default one seeded CPU
+generator, so the same seed gives bitwise-equal latents on CPU whatever the device; or given
+tensors (another codebase's draws), used in order.
 """
 from __future__ import annotations
 
@@ -36,6 +38,10 @@ class SamplerConfig:
     restart_sigma: float = 0.15
     restart_steps: int = 2
     context_noise: float = 0.0                 # timestep of the cache-writing pass
+    # With context_noise > 0: false = the clean chunk is fed at timestep context_noise
+    # (Self-Forcing, guandeh17/Self-Forcing pipeline/causal_inference.py: `generator(denoised_pred,
+    # timestep=ones * context_noise)`); true = it is first re-noised to that level with fresh noise.
+    context_renoise: bool = False
     num_train_timesteps: int = 1000
 
     def validate(self) -> None:
@@ -62,6 +68,9 @@ class SamplerConfig:
         if not 0 <= self.context_noise < self.num_train_timesteps:
             raise ConfigError(f"backbone.sampler.context_noise={self.context_noise}: must be in "
                               f"[0, {self.num_train_timesteps})")
+        if not isinstance(self.context_renoise, bool):
+            raise ConfigError(f"backbone.sampler.context_renoise={self.context_renoise!r}: "
+                              "must be true or false")
         if self.shift <= 0:
             raise ConfigError(f"backbone.sampler.shift={self.shift}: must be > 0")
 
@@ -99,35 +108,114 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tens
     return (1 - sigma) * x0 + sigma * noise
 
 
+class NoiseSource:
+    """Where `generate` gets its noise: each chunk's initial noise, then its re-noising draws
+    (Self-Forcing steps, restarts, a re-noised context pass), in the order the sampler uses them."""
+
+    def initial(self, shape: tuple) -> torch.Tensor:
+        raise NotImplementedError
+
+    def renoise(self, shape: tuple) -> torch.Tensor:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called after the last chunk."""
+
+
+class SeededNoise(NoiseSource):
+    """Draws from one CPU generator (`record=True` keeps every draw, e.g. to replay them)."""
+
+    def __init__(self, generator: torch.Generator | int, record: bool = False):
+        self.gen = (generator if isinstance(generator, torch.Generator)
+                    else torch.Generator().manual_seed(int(generator)))
+        self.drawn: dict[str, list] | None = {"initial": [], "renoise": []} if record else None
+
+    def _draw(self, kind, shape):
+        x = torch.randn(shape, generator=self.gen)
+        if self.drawn is not None:
+            self.drawn[kind].append(x.clone())
+        return x
+
+    def initial(self, shape):
+        return self._draw("initial", shape)
+
+    def renoise(self, shape):
+        return self._draw("renoise", shape)
+
+
+class GivenNoise(NoiseSource):
+    """Given tensors, used in order: `initial` one per chunk, `renoise` one per re-noising draw.
+    Each must have the shape the sampler asks for; too few or too many is an error."""
+
+    def __init__(self, initial, renoise=()):
+        self.queues = {"initial": list(initial), "renoise": list(renoise)}
+        self.used = {"initial": 0, "renoise": 0}
+
+    def _take(self, kind, shape):
+        i, queue = self.used[kind], self.queues[kind]
+        if i >= len(queue):
+            raise ValueError(f"given noise: {kind} draw {i} requested, only {len(queue)} given")
+        x = queue[i]
+        if tuple(x.shape) != tuple(shape):
+            raise ValueError(f"given noise: {kind} draw {i} has shape {tuple(x.shape)}, "
+                             f"the sampler needs {tuple(shape)}")
+        self.used[kind] = i + 1
+        return x
+
+    def initial(self, shape):
+        return self._take("initial", shape)
+
+    def renoise(self, shape):
+        return self._take("renoise", shape)
+
+    def finish(self):
+        for kind, queue in self.queues.items():
+            if self.used[kind] != len(queue):
+                raise ValueError(f"given noise: {len(queue)} {kind} draws given, "
+                                 f"{self.used[kind]} used")
+
+
 def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: tuple[int, int, int],
              seed: int, sampler: SamplerConfig, batch: int = 1, poses: torch.Tensor | None = None,
-             progress: bool = True, device=None,
-             initial: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+             progress: bool = True, device=None, initial: torch.Tensor | None = None,
+             noise: NoiseSource | torch.Generator | None = None,
+             state_frames: int = 0) -> Iterator[torch.Tensor]:
     """Yield the clean latents [B, C, chunk, h, w] of each chunk as soon as it is done.
 
     `initial` [B, C, n0, h, w] (n0 a multiple of the chunk): given leading frames (Self-Forcing's
     `initial_latent`, video extension): each of their chunks is only written to the cache by a
     clean pass, then yielded unchanged; generation starts after them.
+    `noise`: a NoiseSource or a torch.Generator (default: a generator seeded with `seed`).
+    `state_frames`: latent frames denoised with every chunk (ahead of it in the model input, at
+    the chunk's timesteps, from fresh noise), whose clean-pass K/V the session keeps in slots of
+    their own (`CacheSession(state_frames=...)`); they are never yielded nor decoded.
+    `poses` (toy camera path) goes to the session's frame info.
     """
     device = device or model.device
-    gen = torch.Generator().manual_seed(seed)
+    if noise is None or isinstance(noise, torch.Generator):
+        noise = SeededNoise(torch.Generator().manual_seed(seed) if noise is None else noise)
+    if state_frames != getattr(session, "state_frames", 0):
+        raise ValueError(f"state_frames={state_frames} but the session keeps "
+                         f"{getattr(session, 'state_frames', 0)}")
+    if state_frames and initial is not None:
+        raise ValueError("state_frames and initial latents cannot be combined")
+    if poses is not None:
+        session.info.poses = poses
     sigmas = sampler.sigmas()
     restart = sampler.restart_sigmas() if sampler.restarts else []
     T = sampler.num_train_timesteps
-
-    def randn(shape):
-        return torch.randn(shape, generator=gen).to(device)
+    n_in = state_frames + chunk                          # model input frames per pass
 
     def run(x, sigma):
-        t = torch.full((batch, chunk), sigma * T, device=device)
-        return model(x, t, text, cache=session, poses=poses).float()
+        t = torch.full((batch, x.shape[2]), sigma * T, device=device)
+        return model(x, t, text, cache=session).float()
 
     def integrate(x, schedule):
         for s, s_next in zip(schedule[:-1], schedule[1:]):
             x = x + (s_next - s) * run(x, s)
         return x
 
-    shape = (batch, latent_shape[0], chunk, latent_shape[1], latent_shape[2])
+    shape = (batch, latent_shape[0], n_in, latent_shape[1], latent_shape[2])
     for start in tqdm(range(0, n_frames, chunk), disable=not progress, unit="chunk",
                       desc="generate"):
         session.begin_chunk(torch.arange(start, start + chunk))
@@ -138,19 +226,22 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
             session.end_chunk()
             yield x0
             continue
-        x = randn(shape)
+        x = noise.initial(shape).to(device)
         if sampler.kind == "euler":
             x0 = integrate(x, sigmas)
             for _ in range(sampler.restarts):
-                x0 = integrate(add_noise(x0, randn(shape), restart[0]), restart)
+                x0 = integrate(add_noise(x0, noise.renoise(shape).to(device), restart[0]), restart)
         else:
             for i, s in enumerate(sigmas):
                 x0 = flow_to_x0(x, run(x, s), s)
                 if i + 1 < len(sigmas):
-                    x = add_noise(x0, randn(shape), sigmas[i + 1])
+                    x = add_noise(x0, noise.renoise(shape).to(device), sigmas[i + 1])
         ctx_sigma = sampler.context_noise / T
-        x_ctx = x0 if ctx_sigma == 0 else add_noise(x0, randn(shape), ctx_sigma)
+        x_ctx = x0
+        if ctx_sigma and sampler.context_renoise:
+            x_ctx = add_noise(x0, noise.renoise(shape).to(device), ctx_sigma)
         with session.commit_pass():
             run(x_ctx, ctx_sigma)
         session.end_chunk()
-        yield x0
+        yield x0[:, :, state_frames:]
+    noise.finish()

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from .cache import build_policy
 from .errors import ConfigError
-from .model.backbone import check_backbone, model_config
+from .backbone import check_backbone, model_config
 from .sampling import SamplerConfig
 from .typed_fields import as_bool, as_int, as_str, coerce_fields
 

@@ -1,11 +1,14 @@
-"""KV cache storage, the policy seam, and one small module per policy."""
-from .policy import CachePolicy
+"""KV cache storage, the model/cache seam, and one small module per policy."""
+from .policy import CachePolicy, PolicyState
+from .protocol import EMPTY, MEMORY, RECENT, REGION_NAMES, SINK, STATE, Attend, FrameInfo
 from .registry import POLICIES, build_policy, register
+from .scorer import ScorerPolicy
 from .session import CacheSession
-from .storage import EMPTY, MEMORY, RECENT, REGION_NAMES, SINK, KVCache
+from .storage import KVCache
 
-__all__ = ["CachePolicy", "CacheSession", "KVCache", "POLICIES", "build_policy", "register",
-           "EMPTY", "SINK", "MEMORY", "RECENT", "REGION_NAMES"]
+__all__ = ["Attend", "CachePolicy", "CacheSession", "FrameInfo", "KVCache", "POLICIES",
+           "PolicyState", "ScorerPolicy", "build_policy", "register",
+           "EMPTY", "SINK", "MEMORY", "RECENT", "STATE", "REGION_NAMES"]
 
 from .registry import _import_all
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from .policy import CachePolicy
 from .registry import register
-from .storage import RECENT
 
 
 @register
@@ -15,12 +14,13 @@ from .storage import RECENT
 class FullPolicy(CachePolicy):
     name = "full"
 
-    def capacity(self, horizon: int) -> int:
-        return horizon
+    def capacity(self, horizon: int, tokens_per_frame: int) -> int:
+        return horizon * tokens_per_frame
 
     def validate(self, chunk, horizon, rope_max):
         self.budget = horizon
         super().validate(chunk, horizon, rope_max)
 
-    def place(self, cache, layer, frame_ids):
-        return cache.append(layer, frame_ids, [RECENT] * len(frame_ids))
+    def place(self, st, layer, frame_ids):
+        return st.cache.append(layer, frame_ids, self.sink_regions(st.cache.n_frames(layer),
+                                                                   len(frame_ids)))

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from .policy import CachePolicy
+from .policy import CachePolicy, PolicyState
+from .protocol import MEMORY, RECENT, SINK
 from .registry import register
-from .storage import MEMORY, RECENT, SINK
+from .scorer import memory_frames
 
 
 @register
@@ -32,17 +33,16 @@ class OraclePolicy(CachePolicy):
         if self.sink < 0 or self.recent < chunk or self.sink + self.recent > self.budget:
             raise ConfigError(f"cache.sink={self.sink}, cache.recent={self.recent}: need sink >= 0, "
                               f"recent >= chunk ({chunk}), sink + recent <= budget ({self.budget})")
-        self._horizon = horizon
 
-    def _store(self, cache):
-        if getattr(self, "_cache", None) is not cache:      # new session: new history store
-            shape = (cache.layers, cache.k.shape[1], self._horizon, *cache.k.shape[3:])
-            self._cache = cache
-            self._hist_k = torch.zeros(shape, dtype=cache.k.dtype, device=cache.k.device)
-            self._hist_v = torch.zeros_like(self._hist_k)
+    def new_state(self, cache, info):
+        st = PolicyState(cache, info)
+        shape = (cache.layers, cache.k.shape[1], st.info.horizon, cache.tokens_per_frame, *cache.k.shape[3:])
+        st.hist_k = torch.zeros(shape, dtype=cache.k.dtype, device=cache.k.device)
+        st.hist_v = torch.zeros_like(st.hist_k)
+        return st
 
-    def place(self, cache, layer, frame_ids):
-        self._store(cache)
+    def place(self, st, layer, frame_ids):
+        cache, poses = st.cache, st.info.poses
         C, S = len(frame_ids), self.sink
         first = int(frame_ids[0])
         n_recent = min(self.recent - C, max(0, first - S))      # previous frames kept as recent
@@ -51,25 +51,25 @@ class OraclePolicy(CachePolicy):
         M = self.budget - S - self.recent
         memory = history
         if len(history) > M:
-            d = (cache.poses[history] - cache.poses[frame_ids].mean()).abs()
+            d = (poses[history] - poses[frame_ids].mean()).abs()
             order = sorted(range(len(history)), key=lambda i: (float(d[i]), -int(history[i])))
             memory = history[sorted(order[:M])]                   # chronological slots
         keep = min(S, first)
-        cache.drop(layer, keep, cache.used[layer] - keep)         # rebuild after the sink
+        cache.drop_frames(layer, keep, cache.n_frames(layer) - keep)   # rebuild after the sink
         for ids, region in ((memory, MEMORY), (recent, RECENT)):
             if len(ids):
                 sl = cache.append(layer, ids, [region] * len(ids))
-                cache.write(layer, sl.start, self._hist_k[layer][:, ids], self._hist_v[layer][:, ids])
+                cache.write(layer, sl, st.hist_k[layer][:, ids].flatten(1, 2),
+                            st.hist_v[layer][:, ids].flatten(1, 2))
         regions = [SINK if int(f) < S else RECENT for f in frame_ids]
         return cache.append(layer, frame_ids, regions)
 
-    def commit(self, cache, layer, q):
-        n = cache.used[layer]
-        ids = cache.frames[layer, n - len(q[0]) // cache.tokens_per_frame: n]
-        self._hist_k[layer][:, ids] = cache.k[layer, :, n - len(ids): n]
-        self._hist_v[layer][:, ids] = cache.v[layer, :, n - len(ids): n]
+    def commit(self, st, layer, q):
+        cache = st.cache
+        n = cache.n_frames(layer)
+        ids = cache.frame_ids(layer)[n - len(q[0]) // cache.tokens_per_frame: n]
+        st.hist_k[layer][:, ids] = cache.frame_k(layer)[:, n - len(ids): n]
+        st.hist_v[layer][:, ids] = cache.frame_v(layer)[:, n - len(ids): n]
 
-    def chunk_stats(self) -> dict:
-        c = self._cache
-        return {"memory": [c.frames[l, : c.used[l]][c.regions[l, : c.used[l]] == MEMORY].tolist()
-                           for l in range(c.layers)]}
+    def chunk_stats(self, st) -> dict:
+        return {"memory": memory_frames(st.cache)}

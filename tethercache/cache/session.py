@@ -2,6 +2,15 @@
 
 The sampler drives it: `begin_chunk(frame_ids)` at chunk start, `commit_pass()` around the
 clean context pass, `end_chunk()` to record the timeline. The model only calls `attend`.
+The session owns the per-frame info (toy camera poses), the policy's per-session state, and the
+chunk's slots: the policy's `place` says which token slots the chunk occupies and every pass
+writes exactly there (not "the tail of the cache").
+
+State frames (`state_frames > 0`, e.g. AdaState's unrendered state latent): latent frames that
+the sampler denoises with every chunk; their clean-pass K/V are kept in slots of their own, ahead
+of everything the policy holds, and attended by every later pass. They are outside the policy's
+budget and timeline. RoPE: relative mode puts them at t = 0..n-1 (the policy's frames follow);
+absolute mode at t = -n..-1, just before frame 0.
 """
 from __future__ import annotations
 
@@ -11,34 +20,49 @@ import json
 import numpy as np
 import torch
 
-from ..model.wan import Attend
+from ..errors import ConfigError
 from .policy import CachePolicy
+from .protocol import STATE, Attend, FrameInfo
 from .storage import KVCache
 
 
 class CacheSession:
-    def __init__(self, policy: CachePolicy, *, layers: int, horizon: int, tokens_per_frame: int,
+    def __init__(self, policy: CachePolicy, *, layers: int, horizon: int, grid: tuple[int, int],
                  heads: int, head_dim: int, batch: int = 1, dtype=torch.float32, device="cpu",
-                 rope_max: int = 1024, record: bool = True, poses: torch.Tensor | None = None):
+                 rope_max: int = 1024, record: bool = True, poses: torch.Tensor | None = None,
+                 state_frames: int = 0):
         self.policy = policy
-        self.cache = KVCache(layers, policy.capacity(horizon), tokens_per_frame, heads, head_dim,
-                             batch, dtype, device)
-        self.cache.poses = poses           # per global frame (toy camera pose), for policies that use it
+        T = grid[0] * grid[1]
+        capacity = policy.capacity(horizon, T)
+        if capacity < 1:
+            raise ConfigError(f"cache.budget={policy.budget}: leaves no storage")
+        self.cache = KVCache(layers, capacity, grid, heads, head_dim, batch, dtype, device)
+        self.info = FrameInfo(poses, horizon)
+        self.state = policy.new_state(self.cache, self.info)
+        self.state_frames = state_frames
+        self.states = (KVCache(layers, state_frames * T, grid, heads, head_dim, batch, dtype, device)
+                       if state_frames else None)
         self.rope_max = rope_max
         self.chunk_frames: torch.Tensor | None = None
         self.chunk_slots: list[slice] = [slice(0, 0)] * layers
+        self._pos: list = [None] * layers          # (layout version, positions) per layer
         self.committing = False
         self.record = record
-        self.timeline: dict[str, list] = {"chunk_start": [], "frames": [], "regions": [], "stats": []}
+        self.timeline: dict[str, list] = {"chunk_start": [], "frames": [], "regions": [],
+                                          "tokens": [], "stats": []}
 
     def begin_chunk(self, frame_ids: torch.Tensor) -> None:
-        """Chunk start, every layer: the policy makes room and appends the chunk's slots."""
+        """Chunk start, every layer: the policy makes room and places the chunk's frames."""
         if self.policy.rope == "absolute" and int(frame_ids.max()) >= self.rope_max:
             raise RuntimeError(f"frame {int(frame_ids.max())} is past the RoPE table "
                                f"({self.rope_max}); use cache.rope=relative")
         self.chunk_frames = frame_ids
-        self.chunk_slots = [self.policy.place(self.cache, layer, frame_ids)
+        self.chunk_slots = [self.policy.place(self.state, layer, frame_ids)
                             for layer in range(self.cache.layers)]
+        if self.states is not None and self.states.used[0] == 0:
+            for layer in range(self.cache.layers):
+                self.states.append(layer, torch.arange(-self.state_frames, 0),
+                                   [STATE] * self.state_frames)
 
     @contextlib.contextmanager
     def commit_pass(self):
@@ -50,34 +74,88 @@ class CacheSession:
             self.committing = False
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Attend:
+        """q, k, v [B, n, H, D] of the pass's tokens: the state frames' (if any), then the chunk's."""
         c = self.cache
-        sl = self.chunk_slots[layer]
-        c.write(layer, sl.start, k, v)          # each pass overwrites the noisier one
+        n_state = self.states.used[layer] if self.states is not None else 0
+        if n_state:
+            self.states.write(layer, slice(0, n_state), k[:, :n_state], v[:, :n_state])
+            q, k, v = q[:, n_state:], k[:, n_state:], v[:, n_state:]
+        c.write(layer, self.chunk_slots[layer], k, v)          # each pass overwrites the noisier one
         if self.committing:
-            self.policy.commit(c, layer, q)
-        frames = c.frame_ids(layer)
-        n, n_q = len(frames), len(self.chunk_frames)
-        q_frames = frames[n - n_q:]
-        if self.policy.rope == "absolute":
-            k_pos, q_pos = frames.double(), q_frames.double()
-        else:
-            k_pos = torch.arange(n, dtype=torch.float64)
-            q_pos = k_pos[n - n_q:]
-        return Attend(c.keys(layer), c.values(layer), k_pos, q_pos, frames, q_frames)
+            self.policy.commit(self.state, layer, q)
+        k_pos, q_pos, key, k_frames, q_frames = self._positions(layer)
+        keys, vals = c.keys(layer), c.values(layer)
+        if n_state:
+            keys = torch.cat([self.states.keys(layer), keys], dim=1)
+            vals = torch.cat([self.states.values(layer), vals], dim=1)
+        return Attend(keys, vals, k_pos, q_pos, key, k_frames, q_frames)
 
+    # ---- positions ------------------------------------------------------------------------
+    def _positions(self, layer: int):
+        """(t, h, w) of every key and query token, rebuilt only when the layer's layout changed."""
+        memo = self._pos[layer]
+        if memo is not None and memo[0] == self.cache.version[layer]:
+            return memo[1]
+        k_pos = self._token_positions(self.cache, layer, self.policy.rope)
+        q_pos = k_pos[..., self.chunk_slots[layer], :]
+        k_frames = self.cache.token_frames(layer).clone()
+        q_frames = self.cache.frames[layer, self.chunk_slots[layer]].clone()
+        if self.states is not None:
+            s_frames = self.states.token_frames(layer)
+            k_frames, q_frames = torch.cat([s_frames, k_frames]), torch.cat([s_frames, q_frames])
+            s_pos = self._token_positions(self.states, layer, "absolute")
+            if self.policy.rope == "relative":
+                s_pos[..., 0] += self.state_frames              # -n..-1 -> 0..n-1
+                k_pos = k_pos.clone()
+                k_pos[..., 0] += self.state_frames
+                q_pos = q_pos.clone()
+                q_pos[..., 0] += self.state_frames
+            k_pos = torch.cat([s_pos, k_pos], dim=-2)
+            q_pos = torch.cat([s_pos, q_pos], dim=-2)
+        key = (tuple(k_pos.shape), k_pos.numpy().tobytes(), tuple(q_pos.shape), q_pos.numpy().tobytes())
+        out = (k_pos, q_pos, key, k_frames, q_frames)
+        self._pos[layer] = (self.cache.version[layer], out)
+        return out
+
+    def _token_positions(self, store: KVCache, layer: int, rope: str) -> torch.Tensor:
+        """[(B,) n, 3] float64: t = global frame id (absolute) or the frame's order in storage
+        (relative); (h, w) in the frame, w shifted by the frame's camera pose (toy)."""
+        frames = store.token_frames(layer)
+        if rope == "absolute":
+            t = frames.double()
+        else:
+            new = torch.ones_like(frames, dtype=torch.bool)
+            new[1:] = frames[1:] != frames[:-1]
+            t = (torch.cumsum(new, 0) - 1).double()
+        hw = store.hw[layer, : len(frames)].double()
+        w = hw[:, 1]
+        poses = self.info.poses
+        if poses is not None:
+            shift = poses[..., frames.clamp_min(0)].to(torch.float64).cpu()
+            w = w + torch.where(frames >= 0, shift, torch.zeros((), dtype=torch.float64))
+            t, h = t.expand_as(w), hw[:, 0].expand_as(w)
+            return torch.stack([t, h, w], dim=-1)
+        return torch.stack([t, hw[:, 0], w], dim=-1)
+
+    # ---- timeline -------------------------------------------------------------------------
     def end_chunk(self) -> None:
         if not self.record:
             return
-        tl = self.timeline
+        c, tl = self.cache, self.timeline
+        step = c.tokens_per_frame if self.policy.unit == "frame" else 1   # one row per slot
         tl["chunk_start"].append(int(self.chunk_frames[0]))
-        tl["frames"].append(self.cache.frames.numpy().astype(np.int32).copy())
-        tl["regions"].append(self.cache.regions.numpy().copy())
-        tl["stats"].append(self.policy.chunk_stats())
+        tl["frames"].append(c.frames[:, ::step].numpy().astype(np.int32).copy())
+        tl["regions"].append(c.regions[:, ::step].numpy().copy())
+        tl["tokens"].append(list(c.used))
+        tl["stats"].append(self.policy.chunk_stats(self.state))
 
     def save_timeline(self, path) -> None:
-        """Compact per-chunk x layer x slot tables (global frame id, region code), plus the
-        policy's per-chunk decisions as JSON (their shapes vary from policy to policy)."""
+        """Compact per-chunk x layer x slot tables (global frame id, region code; a slot is a
+        frame for frame-level policies, a token for token-level ones), the tokens held per layer,
+        plus the policy's per-chunk decisions as JSON (their shapes vary from policy to policy)."""
         tl = self.timeline
         np.savez_compressed(path, chunk_start=np.array(tl["chunk_start"], np.int32),
                             frames=np.stack(tl["frames"]), regions=np.stack(tl["regions"]),
+                            tokens=np.array(tl["tokens"], np.int32),
+                            unit=np.array(self.policy.unit),
                             stats_json=np.array(json.dumps(tl["stats"])))

@@ -12,8 +12,10 @@ Schedule (official release, reference §5.2-5.4), every layer with its own state
       C.2 candidates = memory members (slot order) + pending frames (time order). GRAB keeps the
           top-M by relevance + alpha * diversity (`grab=False`: the newest M, i.e. FIFO memory).
           Kept members are moved unchanged, newly admitted frames are TAME'd toward the trusted
-          pool (sink + memory as it was before this step), and the kept candidates are written,
-          in candidate order (so chronologically), into slots [S, S+M). Losers are gone for good.
+          pool (sink + memory as it was before this step), and the kept candidates end up, in
+          candidate order (so chronologically), in slots [S, S+M): in place, the kept members
+          slide left over the demoted ones and only the admitted frames are written (no copy of
+          all M + C candidates). Losers are gone for good.
     With M == 0 nothing is staged: the policy is `sink` (frame sink + FIFO window).
 `scope="shared"` (ours, not in the paper): one memory decision for all layers, top-M of the
 layer-averaged GRAB scores. Layer l's clean-pass readout runs before layer l+1 has queries, so
@@ -32,9 +34,10 @@ import torch
 
 from ..errors import ConfigError
 from .grab import grab as grab_scores
-from .policy import CachePolicy
+from .policy import CachePolicy, PolicyState
+from .protocol import MEMORY, RECENT, SINK
 from .registry import register
-from .storage import MEMORY, RECENT, SINK, KVCache
+from .scorer import memory_frames, top_k_mask
 from .tame import channel_stats, tame as tame_edit
 
 TAME_TARGETS = ("k", "v", "both")
@@ -62,9 +65,6 @@ class TetherPolicy(CachePolicy):
     tame: bool = True
     tame_target: str = "both"       # k | v | both
     scope: str = "per_layer"        # per_layer (paper) | shared (one decision for all layers)
-
-    def __post_init__(self):
-        self._cache: KVCache | None = None     # the session's storage the state below belongs to
 
     @property
     def M(self) -> int:
@@ -99,11 +99,19 @@ class TetherPolicy(CachePolicy):
             raise ConfigError(f"cache.scope={self.scope!r}: must be one of {SCOPES}")
 
     # ---- chunk start --------------------------------------------------------------------
-    def place(self, cache, layer, frame_ids):
-        if cache is not self._cache or (layer == 0 and cache.used[0] == 0):
-            self._bind(cache)                      # a new session (or a reset cache)
-        self._stats[layer] = {}
-        n, used = len(frame_ids), cache.used[layer]
+    def new_state(self, cache, info):
+        st = PolicyState(cache, info)
+        L = cache.layers
+        st.seeded = [False] * L
+        st.pending = [None] * L                    # (k, v, ids) staged at chunk start
+        st.scores = [None] * L                     # shared scope: per-layer GRAB scores
+        st.stats = [{} for _ in range(L)]
+        return st
+
+    def place(self, st, layer, frame_ids):
+        cache = st.cache
+        st.stats[layer] = {}
+        n, used = len(frame_ids), cache.n_frames(layer)
         overflow = used + n - self.budget
         if overflow <= 0:                          # warm-up: append, regions by slot
             regions = [SINK if s < self.sink else MEMORY if s < self.sink + self.M else RECENT
@@ -111,109 +119,97 @@ class TetherPolicy(CachePolicy):
             return cache.append(layer, frame_ids, regions)
         head = self.sink + self.M                  # steady: the head of recent leaves
         if self.M > 0:
-            self._pending[layer] = cache.take(layer, head, overflow)
-        cache.drop(layer, head, overflow)
+            st.pending[layer] = cache.take_frames(layer, head, overflow)
+        cache.drop_frames(layer, head, overflow)
         return cache.append(layer, frame_ids, [RECENT] * n)
 
     # ---- clean context pass -------------------------------------------------------------
-    def commit(self, cache, layer, q):
-        S, M = self.sink, self.M
-        if not self._seeded[layer] and cache.used[layer] == self.budget:
-            self._seeded[layer] = True             # C.1: the memory slots' frames become memory
-        if self._pending[layer] is None or not self._seeded[layer] or M == 0:
-            self._pending[layer] = None
+    def commit(self, st, layer, q):
+        cache, M = st.cache, self.M
+        if not st.seeded[layer] and cache.n_frames(layer) == self.budget:
+            st.seeded[layer] = True                # C.1: the memory slots' frames become memory
+        if st.pending[layer] is None or not st.seeded[layer] or M == 0:
+            st.pending[layer] = None
             return
         if not self.grab:                          # FIFO memory: candidates are chronological
-            n = M + len(self._pending[layer][2])
-            keep = torch.arange(n) >= n - M
-            self._admit(cache, layer, keep)
+            n = M + len(st.pending[layer][2])
+            self._admit(st, layer, torch.arange(n) >= n - M)
             return
         # GRAB's frame logits only need each candidate's mean key (grab.py): pass those as
         # one-token frames instead of copying every candidate key
-        ids, mean_k = self._candidate_mean_keys(cache, layer)
+        ids, mean_k = self._candidate_mean_keys(st, layer)
         gs = grab_scores(q, mean_k, ids, memory_size=M, alpha=self.alpha,
                          temperature=self.temperature, tokens_per_frame=1)
-        st = self._stats[layer]
-        st["relevance"], st["diversity"] = _floats(gs.relevance.mean(0)), _floats(gs.diversity.mean(0))
+        stats = st.stats[layer]
+        stats["relevance"], stats["diversity"] = _floats(gs.relevance.mean(0)), _floats(gs.diversity.mean(0))
         if self.scope == "per_layer":
-            st["score"] = _floats(gs.score)
-            self._admit(cache, layer, gs.keep.cpu())
+            stats["score"] = _floats(gs.score)
+            self._admit(st, layer, gs.keep.cpu())
             return
-        self._scores[layer] = gs.score
+        st.scores[layer] = gs.score
         if layer < cache.layers - 1:               # shared: decide once every layer has scored
             return
-        score = torch.stack(self._scores).mean(0)
-        keep = torch.zeros(len(score), dtype=torch.bool)
-        keep[torch.topk(score, M).indices.cpu()] = True
+        score = torch.stack(st.scores).mean(0)
+        keep = top_k_mask(score, M)
         for l in range(cache.layers):
-            self._stats[l]["score"] = _floats(score)
-            self._admit(cache, l, keep)
-        self._scores = [None] * cache.layers
+            st.stats[l]["score"] = _floats(score)
+            self._admit(st, l, keep)
+        st.scores = [None] * cache.layers
 
     # ---- helpers ------------------------------------------------------------------------
-    def _bind(self, cache: KVCache) -> None:
-        L = cache.layers
-        self._cache = cache
-        self._seeded = [False] * L
-        self._pending: list = [None] * L           # (k, v, ids) staged at chunk start
-        self._scores: list = [None] * L            # shared scope: per-layer GRAB scores
-        self._stats: list[dict] = [{} for _ in range(L)]
-
-    def _candidates(self, cache, layer):
-        """Memory members (slot order) + pending frames: ids [n], k, v [B, n, T, H, D] (copies)."""
+    def _candidate_ids(self, st, layer) -> torch.Tensor:
         S, M = self.sink, self.M
-        ev_k, ev_v, ev_ids = self._pending[layer]
-        ids = torch.cat([cache.frames[layer, S:S + M], ev_ids])
-        k = torch.cat([cache.k[layer, :, S:S + M], ev_k], dim=1)
-        v = torch.cat([cache.v[layer, :, S:S + M], ev_v], dim=1)
-        return ids, k, v
+        return torch.cat([st.cache.frame_ids(layer)[S:S + M], st.pending[layer][2]])
 
-    def _candidate_mean_keys(self, cache, layer):
+    def _candidate_mean_keys(self, st, layer):
         """Memory members + pending frames: ids [n] and per-frame mean keys [B, n, H, D] (fp32)."""
         S, M = self.sink, self.M
-        ev_k, _, ev_ids = self._pending[layer]
-        means = [cache.k[layer, :, S:S + M].mean(dim=2, dtype=torch.float32),
+        ev_k = st.pending[layer][0]
+        means = [st.cache.frame_k(layer)[:, S:S + M].mean(dim=2, dtype=torch.float32),
                  ev_k.mean(dim=2, dtype=torch.float32)]
-        return torch.cat([cache.frames[layer, S:S + M], ev_ids]), torch.cat(means, dim=1)
+        return self._candidate_ids(st, layer), torch.cat(means, dim=1)
 
-    def _admit(self, cache, layer, keep: torch.Tensor) -> None:
-        """Rewrite layer's memory with the kept candidates; TAME the newly admitted ones."""
-        S, M = self.sink, self.M
-        ids, k, v = self._candidates(cache, layer)
+    def _admit(self, st, layer, keep: torch.Tensor) -> None:
+        """Rewrite layer's memory with the kept candidates, in candidate (= chronological) order,
+        in place: kept members slide left over the demoted ones, then only the newly admitted
+        pending frames are written (TAME'd toward the trusted pool)."""
+        cache, S, M = st.cache, self.sink, self.M
+        ids = self._candidate_ids(st, layer)
         kept = keep.nonzero().flatten()
         assert len(kept) == M, "memory is full once seeded, so top-M always keeps M"
-        new_k, new_v = k[:, kept], v[:, kept]      # candidate order = chronological
-        st = self._stats[layer]
-        st["tame_shift_k"], st["tame_shift_v"] = [], []
-        admitted = [j for j, c in enumerate(kept.tolist()) if c >= M] if self.tame else []
-        # trusted pool: sink + memory as it is now (read before the write below); its statistics
-        # are the same for every frame admitted this step, so compute them once
-        trusted = {t: channel_stats(store[layer, :, :S + M].flatten(1, 2))
+        members = [int(c) for c in kept if c < M]
+        admitted = [int(c) - M for c in kept if c >= M]
+        stats = st.stats[layer]
+        stats["tame_shift_k"], stats["tame_shift_v"] = [], []
+        # trusted pool: sink + memory as it is now (read before any move); its statistics are
+        # the same for every frame admitted this step, so compute them once
+        T = cache.tokens_per_frame
+        trusted = {t: channel_stats(store[layer, :, :(S + M) * T])
                    for t, store in (("k", cache.k), ("v", cache.v))
-                   if admitted and self.tame_target in (t, "both")}
-        for j in admitted:                          # kept members are never re-edited
-            for target, new in (("k", new_k), ("v", new_v)):
-                if target in trusted:
-                    edited, _, ts = tame_edit(new[:, j], trusted[target], self.tau)
-                    new[:, j] = edited
-                    st[f"tame_shift_{target}"].append(round(ts.shift, 6))
-        if bool((kept >= M).any()):                # else every member stayed: nothing to write
-            cache.write(layer, S, new_k, new_v)
-            cache.frames[layer, S:S + M] = ids[kept]
-            cache.regions[layer, S:S + M] = MEMORY
-        self._pending[layer] = None
-        st["candidates"] = ids.tolist()
-        st["admitted"] = [int(i) for c, i in enumerate(ids) if c >= M and keep[c]]
-        st["rejected"] = [int(i) for c, i in enumerate(ids) if c >= M and not keep[c]]
-        st["demoted"] = [int(i) for c, i in enumerate(ids) if c < M and not keep[c]]
+                   if admitted and self.tame and self.tame_target in (t, "both")}
+        if admitted:
+            ev_k, ev_v, ev_ids = st.pending[layer]
+            new = {"k": ev_k[:, admitted], "v": ev_v[:, admitted]}
+            for j in range(len(admitted)):          # kept members are never re-edited
+                for target in ("k", "v"):
+                    if target in trusted:
+                        edited, _, ts = tame_edit(new[target][:, j], trusted[target], self.tau)
+                        new[target][:, j] = edited
+                        stats[f"tame_shift_{target}"].append(round(ts.shift, 6))
+            cache.move_frames(layer, [S + c for c in members], S)
+            dst = S + len(members)
+            cache.write(layer, slice(dst * T, (S + M) * T), new["k"].flatten(1, 2),
+                        new["v"].flatten(1, 2))
+            cache.set_frames(layer, dst, ev_ids[admitted], MEMORY)
+        st.pending[layer] = None
+        stats["candidates"] = ids.tolist()
+        stats["admitted"] = [int(i) for c, i in enumerate(ids) if c >= M and keep[c]]
+        stats["rejected"] = [int(i) for c, i in enumerate(ids) if c >= M and not keep[c]]
+        stats["demoted"] = [int(i) for c, i in enumerate(ids) if c < M and not keep[c]]
 
     # ---- timeline -----------------------------------------------------------------------
-    def chunk_stats(self) -> dict:
-        c = self._cache
-        if c is None:
-            return {}
-        out = {"memory": [c.frames[l, : c.used[l]][c.regions[l, : c.used[l]] == MEMORY].tolist()
-                          for l in range(c.layers)]}
+    def chunk_stats(self, st) -> dict:
+        out = {"memory": memory_frames(st.cache)}
         for key in STAT_KEYS:
-            out[key] = [st.get(key, []) for st in self._stats]
+            out[key] = [layer_stats.get(key, []) for layer_stats in st.stats]
         return out

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from diffusers import WanTransformer3DModel
 from torch import nn
 
+from ..cache.protocol import Attend, KVCacheLike, grid_positions
 from .rope import WanRope, apply_rope
 
 
@@ -59,21 +59,6 @@ class WanConfig:
 
 
 X0_SIGMA_FLOOR = 0.05
-
-
-@dataclass
-class Attend:
-    """What one self-attention layer attends to, as returned by a cache."""
-    k: torch.Tensor                 # [B, Fk*T, H, D] unrotated keys
-    v: torch.Tensor                 # [B, Fk*T, H, D]
-    k_pos: torch.Tensor             # [Fk] temporal RoPE position of each key frame
-    q_pos: torch.Tensor             # [Fq] temporal RoPE position of each query frame
-    k_frames: torch.Tensor | None = None   # [Fk] global frame ids (for pose lookup)
-    q_frames: torch.Tensor | None = None
-
-
-class KVCacheLike(Protocol):
-    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Attend: ...
 
 
 @dataclass
@@ -149,9 +134,10 @@ class CausalWan(nn.Module):
         Without a cache the F frames attend to each other at temporal positions `frame_pos`
         (default 0..F-1), optionally under `attn_mask` [L, L] or block-causally over chunks of
         `causal_chunk` frames (the same as `block_causal_mask`, computed chunk by chunk: faster on
-        CPU and no L x L mask). With a cache, each layer attends
-        to what `cache.attend` returns. `poses` [N] or [B, N] (optional) shifts the RoPE width
-        axis of global frame i by poses[..., i] tokens: a camera-pose hook of the toy backbone.
+        CPU and no L x L mask). With a cache, each layer attends to what `cache.attend` returns,
+        at the token positions it returns (the cache applies per-frame metadata such as poses).
+        `poses` [N] or [B, N] (no cache only) shifts the RoPE width axis of frame i by
+        poses[..., i] tokens: a camera-pose hook of the toy backbone.
         """
         cfg = self.config
         B, _, n_frames, height, width = x.shape
@@ -169,13 +155,17 @@ class CausalWan(nn.Module):
         temb = temb.float().view(B, n_frames, 1, -1)
         tproj = tproj.float().view(B, n_frames, 6, -1)
 
-        if frame_ids is None:
-            frame_ids = torch.arange(n_frames)
-        if frame_pos is None:
-            frame_pos = frame_ids.to(torch.float64)
+        pos = None
+        if cache is None:
+            if frame_ids is None:
+                frame_ids = torch.arange(n_frames)
+            if frame_pos is None:
+                frame_pos = frame_ids.to(torch.float64)
+            pos = grid_positions(frame_pos, hh, ww, None if poses is None else poses[..., frame_ids])
+            pos = Attend(None, None, pos, pos, (tuple(pos.shape), pos.numpy().tobytes()))
         for layer, blk in enumerate(net.blocks):
             h = self._block(layer, blk, h, tproj, text.kv[layer], cache, (n_frames, hh, ww),
-                            frame_pos, frame_ids, (attn_mask, causal_chunk), poses)
+                            pos, (attn_mask, causal_chunk))
 
         shift, scale = (net.scale_shift_table[None].float() + temb).unbind(2)   # [B, F, dim]
         h = self._modulate(net.norm_out, h, scale, shift, n_frames, T)
@@ -197,8 +187,7 @@ class CausalWan(nn.Module):
         y = norm(h.float()).view(B, n_frames, T, C) * (1 + scale[:, :, None]) + shift[:, :, None]
         return y.view(B, L, C).type_as(h)
 
-    def _block(self, layer, blk, h, tproj, text_kv, cache, grid, frame_pos, frame_ids,
-               attn_mask, poses):
+    def _block(self, layer, blk, h, tproj, text_kv, cache, grid, pos, attn_mask):
         n_frames, hh, ww = grid
         T = hh * ww
         B, L, C = h.shape
@@ -206,7 +195,7 @@ class CausalWan(nn.Module):
         shift, scale, gate, c_shift, c_scale, c_gate = mod.unbind(2)
 
         y = self._modulate(blk.norm1, h, scale, shift, n_frames, T)
-        y = self._self_attn(layer, blk.attn1, y, cache, grid, frame_pos, frame_ids, attn_mask, poses)
+        y = self._self_attn(layer, blk.attn1, y, cache, grid, pos, attn_mask)
         h = (h.float().view(B, n_frames, T, C) + y.float().view(B, n_frames, T, C) * gate[:, :, None]
              ).view(B, L, C).type_as(h)
 
@@ -219,19 +208,18 @@ class CausalWan(nn.Module):
              ).view(B, L, C).type_as(h)
         return h
 
-    def _self_attn(self, layer, a, y, cache, grid, frame_pos, frame_ids, attn_mask, poses):
+    def _self_attn(self, layer, a, y, cache, grid, pos, attn_mask):
         n_frames, hh, ww = grid
         q = rms_norm(a.norm_q, a.to_q(y)).unflatten(2, (a.heads, -1))
         k = rms_norm(a.norm_k, a.to_k(y)).unflatten(2, (a.heads, -1))
         v = a.to_v(y).unflatten(2, (a.heads, -1))
-        if cache is None:
-            s = Attend(k, v, frame_pos, frame_pos, frame_ids, frame_ids)
+        if cache is None:       # `pos`: the positions (and their memo key) of the whole input
+            s = Attend(k, v, pos.k_pos, pos.q_pos, pos.pos_key)
         else:
             s = cache.attend(layer, q, k, v)
-        q_shift = None if poses is None else poses[..., s.q_frames]
-        k_shift = None if poses is None else poses[..., s.k_frames]
-        qc, qs = self.rope.cos_sin(s.q_pos, hh, ww, q_shift, q.device)
-        kc, ks = self.rope.cos_sin(s.k_pos, hh, ww, k_shift, q.device)
+        qkey, kkey = (None, None) if s.pos_key is None else (("q", s.pos_key), ("k", s.pos_key))
+        qc, qs = self.rope.cos_sin(s.q_pos, q.device, qkey)
+        kc, ks = self.rope.cos_sin(s.k_pos, q.device, kkey)
         q, keys = apply_rope(q, qc, qs), apply_rope(s.k, kc, ks)
         mask, causal_chunk = attn_mask
         q, keys, vals = q.transpose(1, 2), keys.transpose(1, 2), s.v.transpose(1, 2)

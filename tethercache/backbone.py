@@ -9,10 +9,10 @@ from typing import Callable
 
 import torch
 
-from ..errors import ConfigError
-from ..sampling import SamplerConfig
-from .codec import Codec, PixelCodec
-from .wan import CausalWan, WanConfig, config_from_dict
+from .errors import ConfigError
+from .model.codec import Codec, PixelCodec
+from .model.wan import CausalWan, WanConfig, config_from_dict
+from .sampling import SamplerConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TEXT_KINDS = ("hash", "grammar", "umt5")
@@ -35,7 +35,7 @@ class Backbone:
         """The world's first `start_frames` real frames as latents (toy only), else None."""
         if not self.start_frames:
             return None
-        from ..toyworld.world import ToyWorld
+        from .toyworld.world import ToyWorld
         frames, _ = ToyWorld(prompt, seed).render(self.start_frames)
         images = frames.permute(0, 3, 1, 2).float()[None] / 127.5 - 1.0
         return self.codec.encode(images).expand(batch, -1, -1, -1, -1)
@@ -43,6 +43,12 @@ class Backbone:
     @property
     def tokens_per_frame(self) -> int:
         return self.model.tokens_per_frame(*self.latent_shape[1:])
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h, w) tokens of one latent frame."""
+        _, ph, pw = self.model.config.patch_size
+        return self.latent_shape[1] // ph, self.latent_shape[2] // pw
 
 
 def resolve_path(value) -> Path:
@@ -133,12 +139,12 @@ def sampler_config(bcfg) -> SamplerConfig:
 
 def _text_encoder(tcfg, text_dim, device, dtype):
     if tcfg.kind == "hash":
-        from .hash_text import HashTextEncoder
+        from .model.hash_text import HashTextEncoder
         return HashTextEncoder(tcfg.dim, tcfg.get("tokens", 16))
     if tcfg.kind == "grammar":
-        from ..toyworld.text import GrammarTextEncoder
+        from .toyworld.text import GrammarTextEncoder
         return GrammarTextEncoder(text_dim)
-    from .text import UMT5TextEncoder
+    from .model.text import UMT5TextEncoder
     return UMT5TextEncoder(tcfg.path, dtype=dtype, device=device,
                            max_length=tcfg.get("max_length", 512))
 
@@ -146,7 +152,7 @@ def _text_encoder(tcfg, text_dim, device, dtype):
 def _codec(ccfg, device, dtype) -> Codec:
     if ccfg.kind == "pixel":
         return PixelCodec(ccfg.factor, ccfg.get("hold", 4), ccfg.get("fps", 16))
-    from .vae import WanVAECodec
+    from .model.vae import WanVAECodec
     return WanVAECodec(ccfg.path, device=device, dtype=dtype)
 
 
@@ -154,7 +160,7 @@ def _pose_fn(bcfg):
     """Toy backbones are conditioned on the camera pose of the world the prompt describes."""
     if not bcfg.get("poses", False):
         return None
-    from ..toyworld.conditioning import camera_poses
+    from .toyworld.conditioning import camera_poses
     return camera_poses
 
 
@@ -163,7 +169,7 @@ def build_backbone(bcfg, device: str = "cpu") -> Backbone:
     torch.manual_seed(bcfg.get("init_seed", 0))
     model = CausalWan(model_config(bcfg))
     if bcfg.get("weights"):
-        from .loading import load_wan_weights
+        from .model.loading import load_wan_weights
         load_wan_weights(model, resolve_path(bcfg.weights), use_ema=bcfg.get("use_ema", True))
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     return Backbone(

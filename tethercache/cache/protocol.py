@@ -1,0 +1,61 @@
+"""The seam between the model and a KV cache: the only module of `cache/` the model imports.
+
+Each self-attention layer hands its fresh (q, k, v) for the current chunk to `attend` and gets
+back an `Attend`: the keys/values to attend to (unrotated) and the RoPE position (t, h, w) of
+every key and query token. The cache decides positions (a policy's rope mode, per-frame metadata
+such as a toy camera pose); the model only rotates and attends. Tokens are the unit: a cache may
+hold whole frames or single tokens of a frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Protocol
+
+import torch
+
+# region codes of cached tokens (timelines store them; 0 = an empty slot)
+EMPTY, SINK, MEMORY, RECENT, STATE = 0, 1, 2, 3, 4
+REGION_NAMES = {EMPTY: "empty", SINK: "sink", MEMORY: "memory", RECENT: "recent", STATE: "state"}
+
+
+@dataclass
+class Attend:
+    """What one self-attention layer attends to."""
+    k: torch.Tensor                 # [B, Nk, H, D] unrotated keys
+    v: torch.Tensor                 # [B, Nk, H, D]
+    k_pos: torch.Tensor             # [Nk, 3] or [B, Nk, 3] float64 RoPE position (t, h, w) per key
+    q_pos: torch.Tensor             # [Nq, 3] or [B, Nq, 3] per query token
+    # identifies (k_pos, q_pos) for the RoPE memo: equal keys mean equal positions. None = hash the
+    # positions. A cache that rebuilds positions only when its layout changes passes its digest.
+    pos_key: Hashable | None = None
+    k_frames: torch.Tensor | None = None   # [Nk] global frame id of each key token (inspection)
+    q_frames: torch.Tensor | None = None   # [Nq]
+
+
+class KVCacheLike(Protocol):
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Attend: ...
+
+
+@dataclass
+class FrameInfo:
+    """Per global frame metadata a session owns (not storage): today the toy camera pose, which
+    shifts the RoPE width axis of frame i by poses[..., i] tokens (toy backbones only)."""
+    poses: torch.Tensor | None = None     # [N] or [B, N]
+    horizon: int = 0                      # N: frames of the video
+
+
+def grid_positions(t: torch.Tensor, height: int, width: int,
+                   w_shift: torch.Tensor | None = None) -> torch.Tensor:
+    """(t, h, w) float64 of every token of frames at temporal positions t [F], frame-major, each
+    frame's tokens in raster order: [F*h*w, 3] (or [B, F*h*w, 3] with w_shift [B, F])."""
+    n = t.shape[0]
+    tt = t.to(torch.float64).cpu()[:, None, None].expand(n, height, width)
+    hh = torch.arange(height, dtype=torch.float64)[None, :, None].expand(n, height, width)
+    ww = torch.arange(width, dtype=torch.float64)[None, None, :].expand(n, height, width)
+    pos = torch.stack([tt, hh, ww], dim=-1).reshape(n * height * width, 3)
+    if w_shift is None:
+        return pos
+    off = w_shift.to(torch.float64).cpu().reshape(-1, n)                        # [B, F]
+    out = pos.expand(off.shape[0], *pos.shape).clone()
+    out[..., 2] += off.repeat_interleave(height * width, dim=1)
+    return out if w_shift.ndim == 2 else out[0]
