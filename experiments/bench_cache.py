@@ -51,7 +51,8 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
     conf = Path(os.environ.get("BENCH_CONF_ROOT", ROOT)) / "conf"
     with initialize_config_dir(str(conf), version_base="1.3"):
         cfg = compose("config", overrides=[f"backbone={backbone}", f"cache={policy}",
-                                           f"horizon={horizon}", f"device={device}", *overrides, *own])
+                                           f"horizon={horizon}", f"device={device}", "eval=none",   # generation only
+                                           *overrides, *own])
     plan = validate(cfg)
     if cfg.backbone.get("threads"):
         torch.set_num_threads(int(cfg.backbone.threads))
