@@ -120,8 +120,8 @@ def contrast(base: pd.DataFrame, arm: pd.DataFrame, metric: str, resamples: int 
 
 def contrast_table(df: pd.DataFrame, baseline: str, arms: list[str] | None, metrics,
                    resamples: int = 4000, seed: int = 0):
-    """(rows, header groups, cells, notes) for write_table: rows = arms vs baseline, column
-    groups = horizons, cells = Δ [lo, hi]."""
+    """(rows, header groups, cells, notes, records) for write_table / write_contrast_csv: rows =
+    arms vs baseline, column groups = horizons, cells = Δ [lo, hi]; records = one dict per cell."""
     df = df.assign(row=df["variant"])
     if baseline not in set(df["row"]):
         raise NotPaired(f"--baseline {baseline}: no such arm; arms: {row_order(df['row'])}")
@@ -134,7 +134,7 @@ def contrast_table(df: pd.DataFrame, baseline: str, arms: list[str] | None, metr
     if not metrics:
         raise NotPaired("none of the metrics was measured")
     groups = [(h, [METRICS.get(m, (m, 1))[0] for m in metrics]) for h in horizons]
-    cells, spreads = [], []
+    cells, spreads, records = [], [], []
     for arm in arms:
         line = []
         for h in horizons:
@@ -146,10 +146,22 @@ def contrast_table(df: pd.DataFrame, baseline: str, arms: list[str] | None, metr
             for m in metrics:
                 c = contrast(a, b, m, resamples, seed, names=(f"{baseline} {h}", f"{arm} {h}"))
                 line.append(c.cell())
+                records.append({"arm": arm, "baseline": baseline, "horizon": h, "metric": m,
+                                "delta": c.delta, "lo": c.lo, "hi": c.hi,
+                                "excludes_zero": c.excludes_zero, "prompts": c.n_prompts,
+                                "seeds": c.seeds, "seed_spread": c.seed_spread})
                 if not math.isnan(c.seed_spread):
                     spreads.append(f"{arm} {h} {m}: {c.seed_spread:.2f} ({c.seeds} seeds)")
         cells.append(line)
-    return [f"{a} vs {baseline}" for a in arms], groups, cells, spreads
+    return [f"{a} vs {baseline}" for a in arms], groups, cells, spreads, records
+
+
+def write_contrast_csv(out_dir: Path, name: str, records: list[dict]) -> Path:
+    """The contrasts in long form (one row per arm x horizon x metric, with lo/hi): what
+    `analysis.report` reads, and what a script should read rather than the markdown."""
+    path = Path(out_dir) / f"{name}.csv"
+    pd.DataFrame(records).to_csv(path, index=False)
+    return path
 
 
 def main(argv=None) -> None:
@@ -173,8 +185,8 @@ def main(argv=None) -> None:
             g = add_quality(dedupe(g))
             if a.baseline not in set(g["variant"]):
                 continue
-            rows, groups, cells, spreads = contrast_table(g, a.baseline, a.arms, a.metrics,
-                                                          a.resamples, a.seed)
+            rows, groups, cells, spreads, records = contrast_table(g, a.baseline, a.arms, a.metrics,
+                                                                   a.resamples, a.seed)
             note = (f"Paired by prompt: per-prompt mean over seeds of (arm - {a.baseline}), x100 for "
                     f"[0, 1] scores (drifts already x100); mean over prompts [95 % percentile bootstrap "
                     f"over prompts, {a.resamples} resamples, seed {a.seed}]; * = interval excludes 0. "
@@ -182,6 +194,7 @@ def main(argv=None) -> None:
                        "prompts): " + "; ".join(spreads) + "." if spreads else "One seed per prompt."))
             written += write_table(Path(a.out), f"contrasts_{bb}_{ev}", (rows, groups, cells),
                                    "contrast", note)
+            written.append(write_contrast_csv(Path(a.out), f"contrasts_{bb}_{ev}", records))
     except (NotPaired, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     if not written:

@@ -196,14 +196,16 @@ def main_tables(df: pd.DataFrame, out_dir: Path, baseline: str | None = None,
         written += write_table(out_dir, f"main_{suffix}", cell_table(g, rows, MAIN_VBENCH if vbench else MAIN, hs),
                                "cache", note)
         if baseline is not None and baseline in set(g["row"]):
-            from .contrasts import DEFAULT_METRICS, contrast_table
+            from .contrasts import DEFAULT_METRICS, contrast_table, write_contrast_csv
             metrics = ["total", "quality", "semantic", "drift_5s", "drift_clip"] if vbench else DEFAULT_METRICS
-            c_rows, groups, cells, spreads = contrast_table(g, baseline, None, metrics, resamples, seed)
+            c_rows, groups, cells, spreads, records = contrast_table(g, baseline, None, metrics,
+                                                                      resamples, seed)
             c_note = (f"Paired by prompt vs {baseline}: mean over prompts of the per-prompt difference "
                       f"(seeds averaged first; x100 for scores, drifts already x100) [95 % bootstrap "
                       f"over prompts, {resamples} resamples, seed {seed}]; * = interval excludes 0."
                       + (" Seed spread: " + "; ".join(spreads) if spreads else ""))
             written += write_table(out_dir, f"contrasts_{suffix}", (c_rows, groups, cells), "contrast", c_note)
+            written.append(write_contrast_csv(out_dir, f"contrasts_{suffix}", records))
         written += write_table(out_dir, f"dims_{suffix}", cell_table(g, rows, DIMS, hs, show_n=False),
                                "cache", _note(g))
     own = df[~df["prefix"].astype(bool)].assign(chunk_ms=lambda d: d["chunk_seconds_median"] * 1e3)

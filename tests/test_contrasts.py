@@ -112,6 +112,12 @@ def test_vbench_paper_table_and_contrasts_from_run_dirs(tmp_path, capsys):
     assert cells[1:4] == ["—", "—", "—"]                            # tether has no 30 s run
     assert cells[4].startswith("+0.55* [+0.55, +0.55]")        # imaging +0.03 -> Quality +3 / 5.5
     assert cells[5].startswith("-7.") and "*" in cells[5]          # drift 10 -> 2 (x100 already)
+    # the same contrasts in long form, which the comparison report reads and shades
+    csv = pd.read_csv(tmp_path / "t" / "contrasts_self_forcing_vbench_long.csv")
+    row = csv[(csv["arm"] == "tether") & (csv["horizon"] == "60s") & (csv["metric"] == "drift_5s")].iloc[0]
+    assert row["lo"] <= row["delta"] <= row["hi"] < 0 and row["excludes_zero"]
+    from analysis.report import contrasts_html
+    assert "class=sig" in contrasts_html([tmp_path / "t" / "contrasts_self_forcing_vbench_long.csv"])
     # the contrasts CLI on its own refuses an unknown arm
     with pytest.raises(SystemExit, match="--arms nope: no such arm"):
         contrasts.main([str(tmp_path), "--baseline", "window", "--arms", "nope", "--out", str(tmp_path / "t")])
