@@ -84,8 +84,9 @@ def plot_quality_over_time(videos: list[VideoScores], path: Path,
     for ax, d in zip(np.atleast_1d(axes), dims):
         for v in videos:
             t = [c.end_s for c in v.clips]
-            ax.plot(t, [c.scores[d] for c in v.clips], lw=1, alpha=0.6, label=v.video)
-        ax.set(title=d, xlabel="seconds", ylim=(0, 1.02))
+            ax.plot(t, [c.scores[d] for c in v.clips], lw=1, alpha=0.6, label=v.video,
+                    marker=".", ms=4)   # markers: a clip between NaN clips is still drawn
+        ax.set(title=d, xlabel="seconds", ylim=(-0.03, 1.03))   # a curve at 0 stays visible
     np.atleast_1d(axes)[0].set_ylabel("score per 2-s clip")
     if len(videos) <= 6:
         np.atleast_1d(axes)[-1].legend(fontsize=7)
