@@ -65,6 +65,8 @@ CASES = [
     (["backbone.chunk=0"], "backbone.chunk"), (["backbone.threads=0"], "backbone.threads"),
     (["backbone.threads=abc"], "backbone.threads"), (["backbone.codec.view_scale=0"], "backbone.codec.view_scale"),
     (["backbone.codec.fps=abc"], "backbone.codec.fps"), (["backbone.latent=[12,8]"], "backbone.latent"),
+    (["backbone.codec.lossless=abc"], "backbone.codec.lossless"),
+    (["backbone.sampler.context_renoise=maybe"], "backbone.sampler.context_renoise"),
     (["backbone.latent=[12,8,abc]"], "backbone.latent[2]"),
     (["backbone.sampler.shift=0"], "backbone.sampler.shift"),
     (["backbone.sampler.shift=abc"], "backbone.sampler.shift"),

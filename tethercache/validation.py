@@ -116,6 +116,8 @@ def _backbone_numbers(b) -> None:
     for key in ("factor", "hold", "fps", "view_scale"):
         if b.codec.get(key) is not None:
             _in_range(f"backbone.codec.{key}", as_int(f"backbone.codec.{key}", b.codec[key]), 1)
+    if b.codec.get("lossless") is not None:
+        as_bool("backbone.codec.lossless", b.codec.lossless)
     size = (b.get("model") or {}).get("size")
     if size is not None:
         from .model.wan import SIZES
