@@ -112,11 +112,15 @@ class NoiseSource:
     """Where `generate` gets its noise: each chunk's initial noise, then its re-noising draws
     (Self-Forcing steps, restarts, a re-noised context pass), in the order the sampler uses them."""
 
-    def initial(self, shape: tuple) -> torch.Tensor:
+    def draw(self, kind: str, shape: tuple) -> torch.Tensor:
+        """The next draw of `kind` ("initial" or "renoise") with this shape."""
         raise NotImplementedError
 
+    def initial(self, shape: tuple) -> torch.Tensor:
+        return self.draw("initial", shape)
+
     def renoise(self, shape: tuple) -> torch.Tensor:
-        raise NotImplementedError
+        return self.draw("renoise", shape)
 
     def finish(self) -> None:
         """Called after the last chunk."""
@@ -130,17 +134,11 @@ class SeededNoise(NoiseSource):
                     else torch.Generator().manual_seed(int(generator)))
         self.drawn: dict[str, list] | None = {"initial": [], "renoise": []} if record else None
 
-    def _draw(self, kind, shape):
+    def draw(self, kind, shape):
         x = torch.randn(shape, generator=self.gen)
         if self.drawn is not None:
             self.drawn[kind].append(x.clone())
         return x
-
-    def initial(self, shape):
-        return self._draw("initial", shape)
-
-    def renoise(self, shape):
-        return self._draw("renoise", shape)
 
 
 class GivenNoise(NoiseSource):
@@ -151,7 +149,7 @@ class GivenNoise(NoiseSource):
         self.queues = {"initial": list(initial), "renoise": list(renoise)}
         self.used = {"initial": 0, "renoise": 0}
 
-    def _take(self, kind, shape):
+    def draw(self, kind, shape):
         i, queue = self.used[kind], self.queues[kind]
         if i >= len(queue):
             raise ValueError(f"given noise: {kind} draw {i} requested, only {len(queue)} given")
@@ -161,12 +159,6 @@ class GivenNoise(NoiseSource):
                              f"the sampler needs {tuple(shape)}")
         self.used[kind] = i + 1
         return x
-
-    def initial(self, shape):
-        return self._take("initial", shape)
-
-    def renoise(self, shape):
-        return self._take("renoise", shape)
 
     def finish(self):
         for kind, queue in self.queues.items():
