@@ -28,19 +28,23 @@ from tethercache.backbone import build_backbone
 from tethercache.model.codec import to_uint8
 from tethercache.sampling import SamplerConfig, generate
 from tethercache.toyworld.conditioning import pose_tokens
-from tethercache.toyworld.world import DEFAULT_CONFIG, WorldConfig, training_batches
+from tethercache.toyworld.world import WorldConfig, training_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 class TeacherForced:
     def __init__(self, weights: str | None, worlds: int, clip: int, seed: int, *,
-                 sprite_clips: float = 0.0, config: WorldConfig = DEFAULT_CONFIG):
+                 sprite_clips: float = 0.0, config: WorldConfig | None = None):
+        """`config`: the world of `weights` (default: the backbone config's, i.e. the shipped one's)."""
         bcfg = OmegaConf.load(ROOT / "conf" / "backbone" / "toy.yaml")
         if weights:
             bcfg.weights = weights
+        if config is not None:
+            bcfg.world = config.describe()
         torch.set_num_threads(int(bcfg.threads))
         self.bb = build_backbone(bcfg)
+        config = self.bb.world
         self.chunk, self.seed = self.bb.chunk, seed
         batch = next(training_batches(worlds, clip, "heldout", seed=seed, config=config,
                                       sprite_clips=sprite_clips))

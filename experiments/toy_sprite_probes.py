@@ -52,8 +52,7 @@ PROBES = {
 
 
 def world_of(args: list[str]) -> WorldConfig:
-    a = train.parse_args(args)
-    return WorldConfig(sprite_size=a.sprite_size, band_amp_scale=a.band_amp)
+    return train.world_of(train.parse_args(args))
 
 
 def score(weights: str, world: WorldConfig, worlds: int, clip: int, seed: int) -> dict:

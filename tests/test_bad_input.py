@@ -63,6 +63,10 @@ CASES = [
     # ---- backbone ----------------------------------------------------------------------------
     (["backbone.dtype=float8"], "backbone.dtype"), (["backbone.chunk=abc"], "backbone.chunk"),
     (["backbone.chunk=0"], "backbone.chunk"), (["backbone.threads=0"], "backbone.threads"),
+    ([*TOY, "++backbone.world.sprite_size=99"], "backbone.world.sprite_size"),
+    ([*TOY, "++backbone.world.sprite_size=abc"], "backbone.world.sprite_size"),
+    ([*TOY, "+backbone.world.height=48"], "backbone.world.height"),
+    (["+backbone.world.sprite_size=12"], "backbone.world"),
     (["backbone.threads=abc"], "backbone.threads"), (["backbone.codec.view_scale=0"], "backbone.codec.view_scale"),
     (["backbone.codec.fps=abc"], "backbone.codec.fps"), (["backbone.latent=[12,8]"], "backbone.latent"),
     (["backbone.codec.lossless=abc"], "backbone.codec.lossless"),

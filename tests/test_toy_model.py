@@ -142,3 +142,4 @@ def test_teacher_forced_ceiling_orders_noise_levels():
     low, high = tf.denoise(0.05), tf.denoise(0.5)
     sampled = tf.sample(ceiling.parse_schedule("4:0.05", tf.bb.sampler))
     assert low > high + 0.05 and low > sampled > 0.3
+

@@ -166,3 +166,16 @@ def test_text_encoder_is_deterministic_and_strict():
         enc.encode(["jungle scene, wavy bands, red disk, slow camera"])
     with pytest.raises(TypeError):
         enc.encode(PROMPT)
+
+
+def test_world_config_reads_what_describe_writes_and_names_bad_fields():
+    from tethercache.errors import ConfigError
+    from tethercache.toyworld.world import world_config
+    for cfg in (WorldConfig(), WorldConfig(sprite_size=12), WorldConfig(sprite_size=10, band_amp_scale=0.5)):
+        assert world_config(cfg.describe()) == cfg
+    for bad, match in (({"sprite_size": 20}, r"backbone\.world\.sprite_size=20: must be a whole number in \[4, 14\]"),
+                       ({"sprite_size": 10.5}, "sprite_size"), ({"sprite_size": True}, "sprite_size"),
+                       ({"band_amp_scale": "x"}, "band_amp_scale"), ({"band_amp_scale": -1}, "band_amp_scale"),
+                       ({"height": 48}, r"backbone\.world\.height: unknown")):
+        with pytest.raises(ConfigError, match=match):
+            world_config(bad)

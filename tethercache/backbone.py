@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,13 +31,14 @@ class Backbone:
     sampler: SamplerConfig
     pose_fn: Callable[[str, int, int], torch.Tensor] | None = None  # toy: camera path
     start_frames: int = 0            # toy: rollouts start from the world's first real frames
+    world: object = None             # toy: the WorldConfig the weights were trained on
 
     def start_latents(self, prompt: str, seed: int, batch: int = 1) -> torch.Tensor | None:
         """The world's first `start_frames` real frames as latents (toy only), else None."""
         if not self.start_frames:
             return None
         from .toyworld.world import ToyWorld
-        frames, _ = ToyWorld(prompt, seed).render(self.start_frames)
+        frames, _ = ToyWorld(prompt, seed, self.world).render(self.start_frames)
         images = frames.permute(0, 3, 1, 2).float()[None] / 127.5 - 1.0
         return self.codec.encode(images).expand(batch, -1, -1, -1, -1)
 
@@ -105,6 +107,7 @@ def check_backbone(bcfg) -> None:
         raise ConfigError(f"backbone.threads={threads}: must be null (torch default) or >= 1")
     if int(bcfg.codec.get("view_scale", 1)) < 1:
         raise ConfigError(f"backbone.codec.view_scale={bcfg.codec.view_scale}: must be >= 1")
+    toy_world(bcfg)
     start = int(bcfg.get("start_frames", 0))
     if start and (start % bcfg.chunk or not bcfg.get("poses", False)):
         raise ConfigError(f"backbone.start_frames={start}: must be 0 or a multiple of the chunk "
@@ -156,6 +159,36 @@ def _codec(ccfg, device, dtype) -> Codec:
     return WanVAECodec(ccfg.path, device=device, dtype=dtype)
 
 
+def toy_world(bcfg):
+    """`backbone.world` (toy backbones: the fields of the toy world that differ from the default,
+    as the weights' metadata records them) as a WorldConfig; None for other backbones."""
+    if not bcfg.get("poses", False):
+        if bcfg.get("world"):
+            raise ConfigError("backbone.world: only toy-world backbones (poses: true) live in a toy world")
+        return None
+    from .toyworld.world import world_config
+    return world_config(bcfg.get("world"))
+
+
+def _check_weights_world(bcfg, world) -> None:
+    """Toy weights record the world they were trained on; a rollout in another world (other sprite
+    sizes, ...) would be scored against a world the model never saw, so refuse it."""
+    path = resolve_path(bcfg.weights)
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), "pt") as f:
+            recorded = (f.metadata() or {}).get("world")
+    except Exception:                      # not safetensors: nothing recorded
+        return
+    if recorded is None:
+        return
+    from .toyworld.world import world_config
+    trained = world_config(json.loads(recorded), key=f"{path} metadata world")
+    if trained != world:
+        raise ConfigError(f"backbone.world={world.describe()} but {path} was trained on world "
+                          f"{trained.describe()}: set backbone.world to match the weights")
+
+
 def _pose_fn(bcfg):
     """Toy backbones are conditioned on the camera pose of the world the prompt describes."""
     if not bcfg.get("poses", False):
@@ -168,7 +201,10 @@ def build_backbone(bcfg, device: str = "cpu") -> Backbone:
     dtype = DTYPES[bcfg.dtype]
     torch.manual_seed(bcfg.get("init_seed", 0))
     model = CausalWan(model_config(bcfg))
+    world = toy_world(bcfg)
     if bcfg.get("weights"):
+        if world is not None:
+            _check_weights_world(bcfg, world)
         from .model.loading import load_wan_weights
         load_wan_weights(model, resolve_path(bcfg.weights), use_ema=bcfg.get("use_ema", True))
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
@@ -176,4 +212,4 @@ def build_backbone(bcfg, device: str = "cpu") -> Backbone:
         name=bcfg.name, model=model, text_encoder=_text_encoder(bcfg.text, model.config.text_dim, device, dtype),
         codec=_codec(bcfg.codec, device, dtype), latent_shape=tuple(bcfg.latent),
         chunk=bcfg.chunk, sampler=sampler_config(bcfg), pose_fn=_pose_fn(bcfg),
-        start_frames=int(bcfg.get("start_frames", 0)))
+        start_frames=int(bcfg.get("start_frames", 0)), world=world)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..toyworld.world import TOY_FPS, ToyWorld
+from ..toyworld.world import DEFAULT_CONFIG, TOY_FPS, ToyWorld, world_config
 from .frame_evaluator import FrameEvaluator
 from .registry import register
 from .rundir import atomic
@@ -27,9 +27,16 @@ HORIZON_FRAMES = {"5s": 21, "30s": 120, "60s": 240, "240s": 960}
 @register("toy")
 class ToyRunEvaluator(FrameEvaluator):
     def __init__(self, ecfg):
+        self.world = DEFAULT_CONFIG
         self.evaluator = ToyEvaluator()
         self.prefixes = [h for h in (ecfg.get("prefixes") or [])]
         self.hold = 4
+
+    def score(self, run_dir, samples, run_cfg):
+        # the run's toy world (its backbone.world; runs from before it existed: the default world)
+        self.world = world_config((run_cfg.get("backbone") or {}).get("world"))
+        self.evaluator = ToyEvaluator(config=self.world)
+        yield from super().score(run_dir, samples, run_cfg)
 
     @classmethod
     def check(cls, cfg) -> None:
@@ -37,6 +44,7 @@ class ToyRunEvaluator(FrameEvaluator):
         if not bb.get("poses", False) and (bb.get("text") or {}).get("kind") != "grammar":
             raise ConfigError(f"eval=toy: needs a toy-world backbone (backbone={bb.get('name')}); "
                               "use eval=none")
+        world_config(bb.get("world"))
         for h in cfg.eval.get("prefixes") or []:
             if h not in HORIZON_FRAMES:
                 raise ConfigError(f"eval.prefixes: {h!r} is not a horizon; allowed: {list(HORIZON_FRAMES)}")
@@ -52,7 +60,7 @@ class ToyRunEvaluator(FrameEvaluator):
 
     def _score(self, video, prompt, seed, sid) -> VideoScores:
         vs = self.evaluator.evaluate(video, prompt, video_id=sid)
-        period = ToyWorld(prompt, seed).period                     # toy frames
+        period = ToyWorld(prompt, seed, self.world).period                     # toy frames
         per_clip = int(CLIP_SECONDS * TOY_FPS)
         iq = [c.scores["imaging_quality"] for c in vs.clips]
         clips_per_period = max(1, period // per_clip)

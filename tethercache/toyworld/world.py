@@ -40,6 +40,31 @@ class WorldConfig:
 
 
 DEFAULT_CONFIG = WorldConfig()
+# What `world_config` accepts, with the allowed range (the model's frame size is fixed by its
+# weights, so only the world's content levers can change).
+WORLD_RANGES = {"sprite_size": (int, 4, 14), "band_amp_scale": (float, 0.0, 1.0)}
+
+
+def world_config(fields=None, key: str = "backbone.world") -> WorldConfig:
+    """The WorldConfig from the fields that differ from the default (what `describe()` writes and
+    toy weights record); an unknown field or a value out of range raises ConfigError naming `key`."""
+    from ..errors import ConfigError
+    fields = dict(fields or {})
+    out = {}
+    for name, value in fields.items():
+        if name not in WORLD_RANGES:
+            raise ConfigError(f"{key}.{name}: unknown; allowed: {sorted(WORLD_RANGES)}")
+        cast, lo, hi = WORLD_RANGES[name]
+        try:
+            v = cast(value)
+            ok = (cast is float or float(value) == v) and lo <= v <= hi and not isinstance(value, bool)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"{key}.{name}={value!r}: must be {'a whole number' if cast is int else 'a number'} "
+                              f"in [{lo}, {hi}]")
+        out[name] = v
+    return WorldConfig(**out)
 
 
 @lru_cache(maxsize=None)
