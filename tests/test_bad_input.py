@@ -43,6 +43,7 @@ CASES = [
     (["+prompts.foo=1"], "prompts.foo"),
     ([*TOY, "prompts.texts=[a cat on a sofa]"], "prompts.texts[0]"),
     # ---- cache -------------------------------------------------------------------------------
+    (["cache=knorm", "cache.budget=100"], "cache.budget"),      # < (1 + 3 + 3) frames x 16 tokens
     (["cache=tether", "cache.alpha=abc"], "cache.alpha"), (["cache=tether", "cache.alpha=inf"], "cache.alpha"),
     (["cache=tether", "cache.alpha=nan"], "cache.alpha"), (["cache=tether", "cache.alpha=-1"], "cache.alpha"),
     (["cache=tether", "cache.sink=1.5"], "cache.sink"), (["cache=tether", "cache.tau=abc"], "cache.tau"),

@@ -194,7 +194,10 @@ def validate(cfg) -> Plan:
         raise ConfigError(f"horizon.frames={horizon}: must be a positive multiple of the chunk "
                           f"({chunk} latent frames)")
     policy = build_policy(OmegaConf.to_container(cfg.cache, resolve=True))
-    policy.validate(chunk, horizon, model_config(cfg.backbone).rope_max_positions)
+    mcfg = model_config(cfg.backbone)
+    policy.validate(chunk, horizon, mcfg.rope_max_positions)
+    _, ph, pw = mcfg.patch_size
+    policy.validate_storage(chunk, (int(cfg.backbone.latent[1]) // ph) * (int(cfg.backbone.latent[2]) // pw))
     prompts = load_prompts(cfg.prompts)
     if cfg.backbone.text.kind == "grammar":            # toy prompts must parse before compute
         from .toyworld.prompts import PromptError, parse_prompt

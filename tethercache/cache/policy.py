@@ -57,6 +57,16 @@ class CachePolicy:
                 f"cache.rope=absolute: horizon of {horizon} latent frames exceeds the RoPE table "
                 f"({rope_max} positions); use cache.rope=relative")
 
+    def validate_storage(self, chunk: int, tokens_per_frame: int) -> None:
+        """Token budgets: storage must hold the frames that are never evicted (sink, recent) plus
+        the chunk, or the first eviction could not make room (checked before compute)."""
+        if self.unit != "token":
+            return
+        kept = self.sink_frames + getattr(self, "recent", 0) + chunk
+        if self.budget < kept * tokens_per_frame:
+            raise ConfigError(f"cache.budget={self.budget}: must be >= (sink + recent + chunk) x tokens per "
+                              f"frame = {kept} x {tokens_per_frame} = {kept * tokens_per_frame} tokens")
+
     @classmethod
     def keys(cls) -> list[str]:
         return [f.name for f in fields(cls)]
