@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 
-.PHONY: setup browser run test test-all bench toy-model tables report vbench-env clean
+.PHONY: setup browser run test test-all bench toy-model toy-model-v1 tables report vbench-env clean
 
 setup: $(VENV)/.installed
 
@@ -36,9 +36,17 @@ bench: setup
 # Retrain the shipped toy weights (about 50 min on 2 CPU cores); see its MODEL_CARD.md.
 # Resumable: an interrupted `make toy-model` continues from its last checkpoint (every 100 steps).
 # TOY_ARGS adds run-only flags, e.g. TOY_ARGS="--device cuda" or TOY_ARGS="--stop-at 1000".
-TOY_RECIPE ?= --steps 2000
+# The shipped weights are two stages: v1 (2000 steps from scratch on the default world, kept as
+# weights/toy_wan_v1.safetensors; `make toy-model-v1` retrains it into outputs/toy_model_v1), then
+# this fine-tune in toy world v2 (12-px sprites). From scratch: make toy-model-v1, then
+# make toy-model TOY_INIT=outputs/toy_model_v1/toy_wan.safetensors.
+TOY_INIT ?= tethercache/toyworld/weights/toy_wan_v1.safetensors
+TOY_RECIPE ?= --init $(TOY_INIT) --steps 1300 --lr 0.00075 --sprite-clips 0.5 --sprite-size 12
 toy-model: setup
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train $(TOY_RECIPE) --resume $(TOY_ARGS)
+
+toy-model-v1: setup
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train --steps 2000 --out outputs/toy_model_v1 --resume $(TOY_ARGS)
 
 tables: setup
 	$(PY) -m analysis.tables outputs/ --out tables/

@@ -51,7 +51,7 @@ def test_trainer_learns_and_writes_loadable_weights(tmp_path):
     assert "--steps 40" in (tmp_path / "MODEL_CARD.md").read_text()
 
     cfg = TOY_BACKBONE.copy()
-    cfg.weights = str(tmp_path / "toy_wan.safetensors")
+    cfg.weights, cfg.world = str(tmp_path / "toy_wan.safetensors"), {}     # trained on the default world
     loaded = build_backbone(cfg).model
     for (name, p), q in zip(trainer.ema.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(p.float(), q), name
@@ -143,3 +143,26 @@ def test_teacher_forced_ceiling_orders_noise_levels():
     sampled = tf.sample(ceiling.parse_schedule("4:0.05", tf.bb.sampler))
     assert low > high + 0.05 and low > sampled > 0.3
 
+
+
+def test_make_toy_model_is_the_shipped_recipe_and_the_config_is_its_world():
+    """`make toy-model` (Makefile TOY_RECIPE) trains exactly the recipe the shipped card states, and
+    conf/backbone/toy.yaml's world is the one the shipped weights record (else every run is refused)."""
+    import re
+
+    from omegaconf import OmegaConf
+    from safetensors import safe_open
+
+    from tethercache.toyworld.world import world_config
+    makefile = (ROOT / "Makefile").read_text()
+    var = lambda name: re.search(rf"^{name} \?= (.*)$", makefile, re.M).group(1)      # noqa: E731
+    make = var("TOY_RECIPE").replace("$(TOY_INIT)", var("TOY_INIT")).split()
+    card = (train.WEIGHTS_DIR / "MODEL_CARD.md").read_text()
+    shipped = re.search(r"python -m tethercache\.toyworld\.train ?([^`]*)`", card).group(1).split()
+    recipe = lambda argv: {k: v for k, v in vars(train.parse_args(argv)).items()   # noqa: E731
+                           if k not in train.RUN_ONLY_ARGS}
+    assert recipe(make) == recipe(shipped), (make, shipped)
+    with safe_open(str(train.WEIGHTS_DIR / "toy_wan.safetensors"), "pt") as f:
+        recorded = json.loads(f.metadata()["world"])
+    configured = OmegaConf.load(ROOT / "conf" / "backbone" / "toy.yaml").world
+    assert world_config(recorded) == world_config(configured) == train.world_of(train.parse_args(make))

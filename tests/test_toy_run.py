@@ -68,6 +68,7 @@ def test_backbone_lives_in_the_world_its_weights_were_trained_on(tmp_path):
     from tethercache.toyworld.world import ToyWorld, WorldConfig
     bcfg = OmegaConf.load(ROOT / "conf" / "backbone" / "toy.yaml")
     bcfg.weights = str(_toy_weights_of_world(tmp_path / "w12.safetensors", {"sprite_size": 12}))
+    bcfg.world = {}
     prompt, seed = "forest scene, calm bands, red square, medium camera", 16   # a sprite in view at frame 0
     with pytest.raises(ConfigError, match=r"backbone\.world=\{\} but .*w12\.safetensors was trained on world "
                                           r"\{'sprite_size': 12\}"):

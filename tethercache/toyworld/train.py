@@ -259,6 +259,9 @@ def write_card(out: Path, a, log, seconds, n_params, world: WorldConfig):
     levers = (f" Sprite levers: loss weight {a.sprite_weight} on sprite positions, "
               f"{a.sprite_clips:.0%} of clips drawn with a sprite in view, world {world.describe() or 'default'}."
               if a.sprite_weight != 1 or a.sprite_clips or world.describe() else "")
+    init = (f"- **Starts from** `{a.init}`, not a random init (the shipped weights: the v1 model, retrained\n"
+            f"  from scratch by `make toy-model-v1`), so the steps and time above are this stage's only.\n"
+            if a.init else "")
     (out / "MODEL_CARD.md").write_text(f"""# Toy causal Wan (embedded default backbone)
 
 - **Model**: the project's `CausalWan` (diffusers `WanTransformer3DModel` modules) at size `toy`
@@ -275,7 +278,7 @@ def write_card(out: Path, a, log, seconds, n_params, world: WorldConfig):
   Head: `prediction: {SIZES['toy'].prediction}`{HEAD_NOTES[SIZES['toy'].prediction]}.
 - **Optimiser**: AdamW lr {a.lr} (warm-up {a.warmup}, cosine to 10 %), batch {a.batch}, grad clip 1,
   bf16 autocast = {a.bf16}, seed {a.seed}, {a.steps} steps, {seconds/60:.1f} min on {_machine(a)}.
-- **Final loss**: train (smoothed) {last[1]}, held-out (EMA) {last[2]}. Curve: `loss.png`, `train_log.csv`.
+{init}- **Final loss**: train (smoothed) {last[1]}, held-out (EMA) {last[2]}. Curve: `loss.png`, `train_log.csv`.
 - **Reproduce**: `make toy-model` (= `python -m tethercache.toyworld.train {recipe_args(a)}`; resumable:
   add `--resume`, and `--stop-at N` to run it in pieces).
 - **Sampling** (`conf/backbone/toy.yaml`): {sampling_line()}; the cache-writing pass sees
@@ -329,7 +332,8 @@ def parse_args(argv=None):
     ap.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt if it exists")
     ap.add_argument("--stop-at", type=int, default=None, help="end this piece after N steps (checkpointed)")
     ap.add_argument("--init", default=None, help="start from these weights (safetensors) instead of random")
-    ap.add_argument("--sprite-weight", type=float, default=1.0, help="loss weight of sprite positions")
+    ap.add_argument("--sprite-weight", type=float, default=1.0, help="loss weight of sprite positions (> 1 biases the optimum toward sprite colour: rollouts "
+                         "bleed it; experiments/README.md, 'Training toy world v2')")
     ap.add_argument("--sprite-clips", type=float, default=0.0, help="fraction of clips showing a sprite")
     ap.add_argument("--sprite-size", type=int, default=WorldConfig.sprite_size, help="world: sprite px")
     ap.add_argument("--band-amp", type=float, default=WorldConfig.band_amp_scale,
