@@ -1,13 +1,13 @@
 """Which sprite levers make the toy model learn sprites? Short probe trainings at equal steps.
 
-Each probe fine-tunes the shipped weights (`--init`; the background is learned already, so a
+Each probe fine-tunes the v1 weights (`--init`; the background is learned already, so a
 short run measures what the lever does to the part that is not: sprites) with one lever, on
 1 thread, then scores on held-out worlds drawn with a sprite in view (`sprite_clips=1`), in the
 probe's own world:
   - held-out EMA loss on sprite positions and on background positions (the trainer's `heldout()`);
   - a sampled chunk: the last 3 frames drawn by the production sampler after real context,
     scored with the toy evaluator's subject_consistency and imaging_quality.
-`init*` probes (the shipped weights, no training) are the references, one per world.
+`init*` probes (the v1 weights, no training) are the references, one per world.
 
     OMP_NUM_THREADS=1 nice -n 10 python experiments/toy_sprite_probes.py --steps 50
     python experiments/toy_sprite_probes.py --probes init baseline weight10 --steps 20
@@ -33,9 +33,10 @@ _spec = importlib.util.spec_from_file_location("ceiling", Path(__file__).with_na
 ceiling = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ceiling)
 
-SHIPPED = str(train.WEIGHTS_DIR / "toy_wan.safetensors")
+# the weights the probes fine-tune: v1 (records no world, so it can be scored in any world)
+BASE = str(train.WEIGHTS_DIR / "toy_wan_v1.safetensors")
 # name -> trainer arguments of the lever (on top of the common fine-tune arguments); init*: no
-# training, the shipped weights scored in that world
+# training, the v1 weights scored in that world
 PROBES = {
     "init": [],
     "init_size12": ["--sprite-size", "12"],
@@ -95,8 +96,8 @@ def main(argv=None):
     results = {}
     for name in a.probes:
         t0 = time.process_time()
-        lever, weights = PROBES[name], SHIPPED
-        args = ["--init", SHIPPED, "--steps", str(a.steps), "--lr", str(a.lr), "--warmup", "5",
+        lever, weights = PROBES[name], BASE
+        args = ["--init", BASE, "--steps", str(a.steps), "--lr", str(a.lr), "--warmup", "5",
                 "--ema", "0.9", "--threads", "1", "--ckpt-every", "0", "--log-every", str(a.steps),
                 "--out", str(out / name), *lever]
         if not name.startswith("init"):
@@ -106,7 +107,7 @@ def main(argv=None):
         results[name] = {**score(weights, world, a.worlds, a.clip, seed=4321),
                          "cpu_seconds": round(time.process_time() - t0, 1)}
         print(name, json.dumps(results[name]), flush=True)
-    print(f"\n{a.steps} fine-tuning steps from the shipped weights (lr {a.lr}), {a.worlds} held-out clips "
+    print(f"\n{a.steps} fine-tuning steps from the v1 weights (lr {a.lr}), {a.worlds} held-out clips "
           f"with a sprite in view, last 3 of {a.clip} frames sampled\n")
     print("| probe | sprite loss | background loss | sampled subject (sprite drawn / shown) "
           "| real subject | sampled imaging | CPU s |\n|---|---|---|---|---|---|---|")
