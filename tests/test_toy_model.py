@@ -89,6 +89,9 @@ def test_resume_with_another_recipe_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_args(["--sprite-clips", "2"])
     assert e.value.code == 2 and "--sprite-clips" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(["--sprite-size", "20"])
+    assert e.value.code == 2 and "world.sprite_size=20: must be a whole number in [4, 14]" in capsys.readouterr().err
 
 
 def test_sprite_weight_weighs_sprite_positions():

@@ -341,12 +341,17 @@ def parse_args(argv=None):
     a = ap.parse_args(argv)
     checks = {"steps": a.steps >= 1, "batch": a.batch >= 1, "clip": a.clip >= CHUNK and a.clip % CHUNK == 0,
               "sprite_weight": a.sprite_weight > 0, "sprite_clips": 0 <= a.sprite_clips <= 1,
-              "sprite_size": 4 <= a.sprite_size <= 14, "band_amp": 0 <= a.band_amp <= 1,
               "ckpt_every": a.ckpt_every >= 0, "stop_at": a.stop_at is None or a.stop_at >= 1,
               "device": a.device == "cpu" or a.device.startswith("cuda")}
     for key, ok in checks.items():
         if not ok:
             ap.error(f"--{key.replace('_', '-')}={getattr(a, key)!r} is out of range")
+    from ..errors import ConfigError
+    from .world import world_config
+    try:                                 # the world's ranges live in one place (world.WORLD_RANGES)
+        world_config({"sprite_size": a.sprite_size, "band_amp_scale": a.band_amp}, key="world")
+    except ConfigError as e:
+        ap.error(f"--sprite-size / --band-amp: {e}")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error(f"--device={a.device}: no CUDA device here")
     if a.sigma_min is None:      # below the floor an x0 head cannot express the flow (wan.py)
