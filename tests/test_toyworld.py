@@ -8,6 +8,7 @@ import torch
 from tethercache.toyworld import (REVISIT_MIN_GAP, SPLIT_SEEDS, GrammarTextEncoder, PromptError, ToyWorld,
                                   WorldConfig, parse_prompt, render, sample_prompt, sample_spec, split_pairs,
                                   training_batches)
+from tethercache.toyworld.world import prompt_for_seed
 
 PROMPT = "forest scene, wavy bands, red square and white disk, medium camera"
 
@@ -144,6 +145,31 @@ def test_world_levers_change_only_what_they_name():
     assert WorldConfig().describe() == {} and WorldConfig(sprite_size=12).describe() == {"sprite_size": 12}
 
 
+def test_start_layout_puts_every_sprite_in_the_first_view_and_free_layout_is_unchanged():
+    """sprite_layout=start: every prompt sprite is whole in frame 0 (where rollouts start) and no
+    two sprites touch in any bobbing phase; the seed moves them. The free layout draws what it
+    always drew (pinned), so the v1 / v2 worlds and their numbers stay valid."""
+    cfg = WorldConfig(sprite_size=12, sprite_layout="start")
+    places = set()
+    for seed in range(60):
+        world = ToyWorld(prompt_for_seed(seed), seed, cfg)
+        first = world.labels(1)[0]
+        for label, mask, x, *_ in world.sprites:
+            assert (first == label).sum() == mask.sum(), (seed, label)        # whole, not covered
+            assert x >= 1            # at x 0 the left edge would cut it in every frame: never judged
+        for t in range(cfg.bob_period):
+            covered = np.zeros((cfg.height, cfg.strip_width), int)
+            for _, mask, x, y, amp, phase in world.sprites:
+                dy = int(np.round(amp * np.sin(2 * np.pi * t / cfg.bob_period + phase)))
+                covered[y + dy: y + dy + 12, x: x + 12] += mask
+            assert covered.max() == 1 and covered[:2].sum() == covered[-2:].sum() == 0
+        places.add(tuple((x, y) for _, _, x, y, *_ in world.sprites))
+    assert len(places) > 30
+    free = ToyWorld("forest scene, wavy bands, red square and white disk and yellow triangle, fast camera", 5,
+                    WorldConfig(sprite_size=12))
+    assert [(x, y, amp) for _, _, x, y, amp, _ in free.sprites] == [(17, 17, 0), (109, 8, 2), (217, 5, 2)]
+
+
 def test_config_is_configurable():
     w = ToyWorld(PROMPT, 0, WorldConfig(height=48, width=48, strip_width=304))
     frames, poses = w.render(5)
@@ -171,11 +197,14 @@ def test_text_encoder_is_deterministic_and_strict():
 def test_world_config_reads_what_describe_writes_and_names_bad_fields():
     from tethercache.errors import ConfigError
     from tethercache.toyworld.world import world_config
-    for cfg in (WorldConfig(), WorldConfig(sprite_size=12), WorldConfig(sprite_size=10, band_amp_scale=0.5)):
+    for cfg in (WorldConfig(), WorldConfig(sprite_size=12), WorldConfig(sprite_size=10, band_amp_scale=0.5),
+                WorldConfig(sprite_size=12, sprite_layout="start")):
         assert world_config(cfg.describe()) == cfg
     for bad, match in (({"sprite_size": 20}, r"backbone\.world\.sprite_size=20: must be a whole number in \[4, 14\]"),
                        ({"sprite_size": 10.5}, "sprite_size"), ({"sprite_size": True}, "sprite_size"),
                        ({"band_amp_scale": "x"}, "band_amp_scale"), ({"band_amp_scale": -1}, "band_amp_scale"),
+                       ({"sprite_layout": "top"}, r"sprite_layout='top': must be one of \['free', 'start'\]"),
+                       ({"sprite_layout": "start", "sprite_size": 14}, r"sprite_size: must be <= 12 with sprite_layout=start"),
                        ({"height": 48}, r"backbone\.world\.height: unknown")):
         with pytest.raises(ConfigError, match=match):
             world_config(bad)

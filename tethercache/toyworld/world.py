@@ -33,6 +33,11 @@ class WorldConfig:
     sprite_size: int = 8
     bob_period: int = 28      # frames; divides every camera period, so revisits one period apart match
     band_amp_scale: float = 1.0   # band-boundary wave amplitude; < 1 = simpler background (0: flat)
+    # "free": the seed puts sprite i anywhere in strip segment i of n, so most sprites enter the
+    # view later, unannounced. "start": every sprite stands in the first view, where rollouts begin
+    # (a video introduces its subject in its first frames); the seed picks their exact places, so
+    # once the camera has left, only memory tells where and how they were drawn.
+    sprite_layout: str = "free"
 
     def describe(self) -> dict:
         """The fields that differ from the default world (what weights record they were trained on)."""
@@ -42,7 +47,11 @@ class WorldConfig:
 DEFAULT_CONFIG = WorldConfig()
 # What `world_config` accepts, with the allowed range (the model's frame size is fixed by its
 # weights, so only the world's content levers can change).
-WORLD_RANGES = {"sprite_size": (int, 4, 14), "band_amp_scale": (float, 0.0, 1.0)}
+WORLD_RANGES = {"sprite_size": (int, 4, 14), "band_amp_scale": (float, 0.0, 1.0),
+                "sprite_layout": (str, "free", "start")}
+
+
+START_MAX_SPRITE = 12        # px: the largest sprites three of which fit the first view (two rows)
 
 
 def world_config(fields=None, key: str = "backbone.world") -> WorldConfig:
@@ -54,7 +63,13 @@ def world_config(fields=None, key: str = "backbone.world") -> WorldConfig:
     for name, value in fields.items():
         if name not in WORLD_RANGES:
             raise ConfigError(f"{key}.{name}: unknown; allowed: {sorted(WORLD_RANGES)}")
-        cast, lo, hi = WORLD_RANGES[name]
+        cast, *allowed = WORLD_RANGES[name]
+        if cast is str:
+            if value not in allowed:
+                raise ConfigError(f"{key}.{name}={value!r}: must be one of {allowed}")
+            out[name] = value
+            continue
+        lo, hi = allowed
         try:
             v = cast(value)
             ok = (cast is float or float(value) == v) and lo <= v <= hi and not isinstance(value, bool)
@@ -64,6 +79,9 @@ def world_config(fields=None, key: str = "backbone.world") -> WorldConfig:
             raise ConfigError(f"{key}.{name}={value!r}: must be {'a whole number' if cast is int else 'a number'} "
                               f"in [{lo}, {hi}]")
         out[name] = v
+    if out.get("sprite_layout") == "start" and out.get("sprite_size", DEFAULT_CONFIG.sprite_size) > START_MAX_SPRITE:
+        raise ConfigError(f"{key}.sprite_size: must be <= {START_MAX_SPRITE} with sprite_layout=start "
+                          f"(three sprites must fit the first view)")
     return WorldConfig(**out)
 
 
@@ -111,7 +129,7 @@ class ToyWorld:
         steps = np.where(phase <= self.sweep, phase, self.period - phase)
         return torch.from_numpy(steps * self.spec.speed_px).long()
 
-    # ---- layout (seed-dependent; the model must invent it) ---------------------------------
+    # ---- layout (seed-dependent: the model must invent it, or remember it) ------------------
     def _background_labels(self, rng: np.random.Generator) -> np.ndarray:
         cfg, texture = self.config, self.spec.texture
         H, x = cfg.height, np.arange(cfg.strip_width)
@@ -134,16 +152,35 @@ class ToyWorld:
         return sum((rows >= np.round(h)[None, :]).astype(np.uint8) for h in heights)
 
     def _sprite_layout(self, rng: np.random.Generator) -> list[tuple]:
+        """(label, mask, x, y, bob amplitude, bob phase) per prompt sprite; sprites never overlap."""
         cfg, n = self.config, len(self.spec.sprites)
         S, segment = cfg.sprite_size, cfg.strip_width / n
         sprites = []
-        for i, sp in enumerate(self.spec.sprites):      # one sprite per strip segment: never overlap
-            x = int(rng.integers(int(i * segment) + 4, int((i + 1) * segment) - S - 4 + 1))
-            amp = int(rng.integers(0, MAX_BOB + 1))
-            y = int(rng.integers(2 + amp, cfg.height - S - 2 - amp + 1))
-            label = self.spec.n_bands + i
-            sprites.append((label, sprite_mask(sp.shape, S), x, y, amp, rng.uniform(0, 2 * np.pi)))
+        for i, sp in enumerate(self.spec.sprites):
+            if cfg.sprite_layout == "start":
+                x, y, amp = self._start_place(rng, i, n)
+            else:                                       # one sprite per strip segment
+                x = int(rng.integers(int(i * segment) + 4, int((i + 1) * segment) - S - 4 + 1))
+                amp = int(rng.integers(0, MAX_BOB + 1))
+                y = int(rng.integers(2 + amp, cfg.height - S - 2 - amp + 1))
+            sprites.append((self.spec.n_bands + i, sprite_mask(sp.shape, S), x, y, amp, rng.uniform(0, 2 * np.pi)))
         return sprites
+
+    def _start_place(self, rng: np.random.Generator, i: int, n: int) -> tuple[int, int, int]:
+        """(x, y, amp) of sprite i of n, all inside the first view (camera x 0): spread across it,
+        jittered by the seed; when they cannot stand side by side they alternate between a top and
+        a bottom row, bobbing at most 1 px so the rows never touch. Never at x 0: the camera only
+        moves right of 0, so such a sprite would touch the view's left edge in every frame, and a
+        subject is judged from a drawing that no side cuts (eval/toy.py)."""
+        cfg = self.config
+        S, W, H = cfg.sprite_size, cfg.width, cfg.height
+        side_by_side = n * S <= W - 2 * n
+        x = 1 + round(i * (W - S - 2) / (n - 1)) if n > 1 else int(rng.integers(1, W - S))
+        x = int(np.clip(x + rng.integers(-1, 2), 1, W - S))     # x 0 would be cut by the left edge for good
+        amp = int(rng.integers(0, (MAX_BOB if side_by_side else 1) + 1))
+        if side_by_side:
+            return x, int(rng.integers(2 + amp, H - S - 2 - amp + 1)), amp
+        return x, (2 + amp if i % 2 == 0 else H - S - 2 - amp), amp
 
     # ---- rendering --------------------------------------------------------------------------
     def labels(self, n_frames: int, start: int = 0) -> np.ndarray:
