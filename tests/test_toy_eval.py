@@ -34,6 +34,7 @@ import pytest
 import torch
 
 from tethercache.eval import DIMENSIONS, ToyEvaluator, VideoScores, corrupt, write_clip_csv, write_metrics_json
+from tethercache.eval.schema import summarize_videos
 from tethercache.toyworld import render, split_pairs
 
 NOTICES = {
@@ -160,6 +161,10 @@ def test_schema_outputs(tmp_path):
     assert len(rows.read_text().splitlines()) == 1 + len(s.clips) == 1 + 5
     write_metrics_json(tmp_path / "metrics.json", [s])
     assert "summary" in (tmp_path / "metrics.json").read_text()
+    # the summary averages every key any video has: a gap bin judged in the second video only
+    later = VideoScores.from_dict({**s.to_dict(), "video": "v1", "subject_return_by_gap": {"gap_113_224": 0.5}})
+    first = VideoScores.from_dict({**s.to_dict(), "subject_return_by_gap": {}})
+    assert summarize_videos([first, later])["summary"]["subject_return_gap_113_224"] == 0.5
 
 
 @pytest.mark.parametrize("n_frames", [2, 9, 120])
@@ -194,3 +199,24 @@ def test_imaging_quality_helper_matches_the_evaluator():
     per_frame = imaging_quality(frames.numpy(), prompt)
     assert per_frame.shape == (16,)
     assert per_frame.mean() == pytest.approx(scores.means["imaging_quality"], abs=1e-6)
+
+
+def test_subject_copied_from_the_real_start_chunk_is_not_credited_to_the_model():
+    """A rollout whose real start chunk shows the subjects and whose generated frames draw none:
+    the standard score keeps the real frames (high), subject_consistency_generated scores the
+    generated frames as their own video (0: every prompt sprite is missing there); on real footage
+    both are ~1."""
+    from tethercache.toyworld.world import ToyWorld, WorldConfig
+    cfg = WorldConfig(sprite_size=12, sprite_layout="start")
+    prompt = "forest scene, calm bands, red square and white disk, fast camera"
+    world = ToyWorld(prompt, 7, cfg)
+    frames, poses = world.render(60)
+    evaluator = ToyEvaluator(config=cfg)
+    real = evaluator.evaluate(frames, prompt, poses, hold=1, given_frames=3)
+    deleted = frames.clone()
+    deleted[3:] = corrupt(frames, "sprite_delete", "heavy", prompt=prompt)[3:]
+    fake = evaluator.evaluate(deleted, prompt, poses, hold=1, given_frames=3)
+    assert real.means["subject_consistency"] > 0.95 and real.extras["subject_consistency_generated"] > 0.95
+    assert fake.means["subject_consistency"] > 0.95          # what the real start chunk alone earns
+    assert fake.extras["subject_consistency_generated"] == 0.0
+    assert evaluator.evaluate(deleted, prompt, poses, hold=1).extras["subject_consistency_generated"] > 0.95

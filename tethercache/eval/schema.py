@@ -154,7 +154,8 @@ def write_clip_csv(path: str | Path, videos: Iterable[VideoScores]) -> Path:
 def summarize_videos(videos: Iterable[VideoScores]) -> dict:
     """Per-video metrics plus their mean over videos (NaN as None, JSON-ready)."""
     per_video = [v.metrics() for v in videos]
-    numeric = [k for k, val in per_video[0].items() if isinstance(val, (int, float))] if per_video else []
+    # every key any video has (a gap bin may be judged in some videos only), in first-seen order
+    numeric = list(dict.fromkeys(k for m in per_video for k, val in m.items() if isinstance(val, (int, float))))
     summary = {}
     for k in numeric:
         vals = [m[k] for m in per_video if isinstance(m.get(k), (int, float)) and not math.isnan(m[k])]

@@ -160,10 +160,12 @@ class ToyEvaluator:
 
     # ---- entry point --------------------------------------------------------------------------
     def evaluate(self, video: torch.Tensor, prompt: str, poses: torch.Tensor | None = None, *,
-                 video_id: str = "video", hold: int | None = None) -> VideoScores:
+                 video_id: str = "video", hold: int | None = None, given_frames: int = 0) -> VideoScores:
         """`hold`: video frames per toy frame in `video` (default 4: decoded 16 fps video; 1: toy
         frames as rendered). Toy time is always fps / self.hold toy frames per second.
-        `poses`: camera x per toy frame; default = the world's camera path for this prompt."""
+        `poses`: camera x per toy frame; default = the world's camera path for this prompt.
+        `given_frames`: leading toy frames that were real input, not generated (a rollout's start
+        chunk); the extra `subject_consistency_generated` scores the subject on the rest only."""
         hold = self.hold if hold is None else hold
         frames = np.asarray(video)[::hold].astype(np.float32)
         n = len(frames)
@@ -192,6 +194,8 @@ class ToyEvaluator:
         revisit, by_gap = self._revisit(frames, poses)
         subject_return, return_by_gap = self._subject_return(frames, sprite_labels, poses, spec)
         extras = {"palette_distance": float(pal_dist.mean()),
+                  "subject_consistency_generated": self._generated_only(frames, sprite_labels, pal_dist, poses,
+                                                                        spec, given_frames),
                   "imaging_quality_first_5s": float(iq[:k].mean()),
                   "imaging_quality_last_5s": float(iq[-k:].mean())}
         scores = VideoScores(self.name, video_id, spec.prompt, clips, drift, revisit, by_gap, extras,
@@ -199,14 +203,26 @@ class ToyEvaluator:
         scores.validate()
         return scores
 
+    def _generated_only(self, frames, sprite_labels, pal_dist, poses, spec, given) -> float:
+        """subject_consistency of the generated frames as a video of their own (the `given` real
+        frames dropped): a subject copied from a real start chunk is not credited to the model,
+        and a prompt sprite the generated frames never draw counts as missing."""
+        g = slice(given, None)
+        subject = self._subject(frames[g], sprite_labels[g], pal_dist[g], poses[g], spec)
+        return _nanmean(np.array([subject(lo, hi) for lo, hi in self._clip_bounds(len(frames) - given)], float))
+
+    def _clip_bounds(self, n) -> list[tuple[int, int]]:
+        """(lo, hi) toy frames of each 2-s clip; a short tail is extended backwards (VBench-Long)."""
+        clip_len = max(1, round(CLIP_SECONDS * self.fps / self.hold))
+        return [(lo, min(n, lo + clip_len))
+                for lo in (max(0, min(c * clip_len, n - clip_len)) for c in range(math.ceil(n / clip_len)))]
+
     # ---- clips --------------------------------------------------------------------------------
     def _clips(self, n, per_frame, per_pair, subject, background) -> list[ClipScores]:
         clip_len = max(1, round(CLIP_SECONDS * self.fps / self.hold))
         toy_seconds = self.hold / self.fps
         clips = []
-        for c in range(math.ceil(n / clip_len)):
-            lo = max(0, min(c * clip_len, n - clip_len))    # short tail extended backwards (VBench-Long)
-            hi = min(n, lo + clip_len)
+        for c, (lo, hi) in enumerate(self._clip_bounds(n)):
             row = {d: _nanmean(v[lo:hi]) for d, v in per_frame.items()}
             row.update({d: float(v[lo:hi - 1].mean()) if hi - 1 > lo else math.nan   # pairs (i, i+1)
                         for d, v in per_pair.items()})

@@ -31,10 +31,12 @@ class ToyRunEvaluator(FrameEvaluator):
         self.evaluator = ToyEvaluator()
         self.prefixes = [h for h in (ecfg.get("prefixes") or [])]
         self.hold = 4
+        self.given = 0             # leading toy frames that were real input (backbone.start_frames)
 
     def score(self, run_dir, samples, run_cfg):
         # the run's toy world (its backbone.world; runs from before it existed: the default world)
         self.world = world_config((run_cfg.get("backbone") or {}).get("world"))
+        self.given = int((run_cfg.get("backbone") or {}).get("start_frames", 0) or 0)  # toy frame = latent frame
         self.evaluator = ToyEvaluator(config=self.world)
         yield from super().score(run_dir, samples, run_cfg)
 
@@ -59,7 +61,7 @@ class ToyRunEvaluator(FrameEvaluator):
         return out
 
     def _score(self, video, prompt, seed, sid) -> VideoScores:
-        vs = self.evaluator.evaluate(video, prompt, video_id=sid)
+        vs = self.evaluator.evaluate(video, prompt, video_id=sid, given_frames=self.given)
         period = ToyWorld(prompt, seed, self.world).period                     # toy frames
         per_clip = int(CLIP_SECONDS * TOY_FPS)
         iq = [c.scores["imaging_quality"] for c in vs.clips]
