@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 
-.PHONY: setup browser run test test-all bench toy-model toy-model-v1 tables report vbench-env clean
+.PHONY: setup browser run test test-all bench toy-model toy-model-v2 toy-model-v1 tables report vbench-env clean
 
 setup: $(VENV)/.installed
 
@@ -33,20 +33,27 @@ bench: setup
 	$(PY) experiments/bench_cache.py
 	$(PY) experiments/bench_cache.py --backbone toy --policies window tether
 
-# Retrain the shipped toy weights (about 50 min on 2 CPU cores); see its MODEL_CARD.md.
-# Resumable: an interrupted `make toy-model` continues from its last checkpoint (every 100 steps).
-# TOY_ARGS adds run-only flags, e.g. TOY_ARGS="--device cuda" or TOY_ARGS="--stop-at 1000".
-# The shipped weights are two stages: v1 (2000 steps from scratch on the default world, kept as
-# weights/toy_wan_v1.safetensors; `make toy-model-v1` retrains it into outputs/toy_model_v1), then
-# this fine-tune in toy world v2 (12-px sprites). From scratch: make toy-model-v1, then
-# make toy-model TOY_INIT=outputs/toy_model_v1/toy_wan.safetensors.
-TOY_INIT ?= tethercache/toyworld/weights/toy_wan_v1.safetensors
-TOY_RECIPE ?= --init $(TOY_INIT) --steps 1300 --lr 0.00075 --sprite-clips 0.5 --sprite-size 12
+# Retrain the shipped toy weights; see their MODEL_CARD.md. Three stages, each a fine-tune of the
+# one before, all kept in tethercache/toyworld/weights/ (about 2 hours on 2 CPU cores in all):
+#   make toy-model-v1   2000 steps from scratch, default world   -> outputs/toy_model_v1 (toy_wan_v1)
+#   make toy-model-v2   1300 steps from v1, 12-px sprites          -> outputs/toy_model_v2 (toy_wan_v2)
+#   make toy-model       500 steps from v2, sprites start in view  -> the shipped toy_wan.safetensors
+# From scratch: make toy-model-v1, make toy-model-v2 TOY_V1=outputs/toy_model_v1/toy_wan.safetensors,
+# make toy-model TOY_INIT=outputs/toy_model_v2/toy_wan.safetensors.
+# Resumable: an interrupted stage continues from its last checkpoint (every 100 steps).
+# TOY_ARGS adds run-only flags, e.g. TOY_ARGS="--device cuda" or TOY_ARGS="--stop-at 300".
+TOY_INIT ?= tethercache/toyworld/weights/toy_wan_v2.safetensors
+TOY_RECIPE ?= --init $(TOY_INIT) --steps 500 --warmup 50 --lr 0.00075 --ema 0.995 --sprite-clips 0.5 --sprite-size 12 --sprite-layout start
+TOY_V1 ?= tethercache/toyworld/weights/toy_wan_v1.safetensors
+TOY_TRAIN = OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train
 toy-model: setup
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train $(TOY_RECIPE) --resume $(TOY_ARGS)
+	$(TOY_TRAIN) $(TOY_RECIPE) --resume $(TOY_ARGS)
+
+toy-model-v2: setup
+	$(TOY_TRAIN) --init $(TOY_V1) --steps 1300 --lr 0.00075 --sprite-clips 0.5 --sprite-size 12 --out outputs/toy_model_v2 --resume $(TOY_ARGS)
 
 toy-model-v1: setup
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train --steps 2000 --out outputs/toy_model_v1 --resume $(TOY_ARGS)
+	$(TOY_TRAIN) --steps 2000 --out outputs/toy_model_v1 --resume $(TOY_ARGS)
 
 tables: setup
 	$(PY) -m analysis.tables outputs/ --out tables/

@@ -68,6 +68,7 @@ CASES = [
     ([*TOY, "++backbone.world.sprite_size=abc"], "backbone.world.sprite_size"),
     ([*TOY, "+backbone.world.height=48"], "backbone.world.height"),
     (["+backbone.world.sprite_size=12"], "backbone.world"),
+    ([*TOY, "++backbone.world.sprite_layout=top"], "backbone.world.sprite_layout"),
     (["backbone.threads=abc"], "backbone.threads"), (["backbone.codec.view_scale=0"], "backbone.codec.view_scale"),
     (["backbone.codec.fps=abc"], "backbone.codec.fps"), (["backbone.latent=[12,8]"], "backbone.latent"),
     (["backbone.codec.lossless=abc"], "backbone.codec.lossless"),

@@ -2,7 +2,8 @@
 cache seam (issue 14). tests/data/pinned_latents.json was written ONCE from commit 7fc4f0c by
 `python tests/test_pinned_latents.py` and must never be regenerated: a mismatch means a change
 of behaviour, not a stale reference. The toy cases run the weights of that time (toy world v1,
-kept as tethercache/toyworld/weights/toy_wan_v1.safetensors), so shipping new toy weights leaves the pins valid.
+kept as tethercache/toyworld/weights/toy_wan_v1.safetensors, and its sampler: 1 restart), so shipping
+new toy weights or sampler defaults leaves the pins valid.
 
 Budgets are small so a 10-chunk rollout reaches steady state: eviction, GRAB admissions and
 rejections, TAME edits and oracle recall all happen (asserted below from the timelines).
@@ -47,8 +48,9 @@ def _sha(x) -> str:
 def _backbone(kind: str):
     from omegaconf import OmegaConf
     bcfg = OmegaConf.load(ROOT / "conf" / "backbone" / f"{kind}.yaml")
-    if kind == "toy":        # the toy weights (and world) the pins were written with
+    if kind == "toy":        # the toy weights, world and sampler the pins were written with
         bcfg.weights, bcfg.world = str(ROOT / "tethercache" / "toyworld" / "weights" / "toy_wan_v1.safetensors"), {}
+        bcfg.sampler.restarts = 1
     try:
         from tethercache.backbone import build_backbone
     except ImportError:                                  # before issue 14

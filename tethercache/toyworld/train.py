@@ -17,8 +17,8 @@ steps, so a long run can be split: `... --stop-at 1000`, then `... --resume`.
 
 Sprite levers (issue 11): `--sprite-weight w` weighs the latent positions a sprite draws on w times
 in the loss (sprites are ~1 % of pixels); `--sprite-clips p` draws that fraction of training clips
-among the camera phases that show a sprite; `--sprite-size` / `--band-amp` change the world
-(`WorldConfig`; recorded in the weights' metadata and the card).
+among the camera phases that show a sprite; `--sprite-size` / `--band-amp` / `--sprite-layout`
+change the world (`WorldConfig`; recorded in the weights' metadata and the card).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ RUN_ONLY_ARGS = {"threads", "device", "out", "resume", "stop_at", "ckpt_every", 
 
 def world_of(a) -> WorldConfig:
     """The toy world a recipe trains on (its world levers)."""
-    return WorldConfig(sprite_size=a.sprite_size, band_amp_scale=a.band_amp)
+    return WorldConfig(sprite_size=a.sprite_size, band_amp_scale=a.band_amp, sprite_layout=a.sprite_layout)
 
 
 class ResumeError(ValueError):
@@ -259,9 +259,9 @@ def write_card(out: Path, a, log, seconds, n_params, world: WorldConfig):
     levers = (f" Sprite levers: loss weight {a.sprite_weight} on sprite positions, "
               f"{a.sprite_clips:.0%} of clips drawn with a sprite in view, world {world.describe() or 'default'}."
               if a.sprite_weight != 1 or a.sprite_clips or world.describe() else "")
-    init = (f"- **Starts from** `{a.init}`, not a random init (the shipped weights: the v1 model, retrained\n"
-            f"  from scratch by `make toy-model-v1`), so the steps and time above are this stage's only.\n"
-            if a.init else "")
+    init = (f"- **Starts from** `{a.init}`, not a random init: the previous stage, kept in the package\n"
+            f"  (the Makefile retrains every stage: `make toy-model-v1`, `make toy-model-v2`), so the steps and\n"
+            f"  time above are this stage's only.\n" if a.init else "")
     (out / "MODEL_CARD.md").write_text(f"""# Toy causal Wan (embedded default backbone)
 
 - **Model**: the project's `CausalWan` (diffusers `WanTransformer3DModel` modules) at size `toy`
@@ -338,6 +338,8 @@ def parse_args(argv=None):
     ap.add_argument("--sprite-size", type=int, default=WorldConfig.sprite_size, help="world: sprite px")
     ap.add_argument("--band-amp", type=float, default=WorldConfig.band_amp_scale,
                     help="world: band wave amplitude scale (0: flat bands)")
+    ap.add_argument("--sprite-layout", default=WorldConfig.sprite_layout,
+                    help="world: free (the seed places sprites along the strip) or start (all in the first view)")
     a = ap.parse_args(argv)
     checks = {"steps": a.steps >= 1, "batch": a.batch >= 1, "clip": a.clip >= CHUNK and a.clip % CHUNK == 0,
               "sprite_weight": a.sprite_weight > 0, "sprite_clips": 0 <= a.sprite_clips <= 1,
@@ -349,9 +351,10 @@ def parse_args(argv=None):
     from ..errors import ConfigError
     from .world import world_config
     try:                                 # the world's ranges live in one place (world.WORLD_RANGES)
-        world_config({"sprite_size": a.sprite_size, "band_amp_scale": a.band_amp}, key="world")
+        world_config({"sprite_size": a.sprite_size, "band_amp_scale": a.band_amp,
+                      "sprite_layout": a.sprite_layout}, key="world")
     except ConfigError as e:
-        ap.error(f"--sprite-size / --band-amp: {e}")
+        ap.error(f"--sprite-size / --band-amp / --sprite-layout: {e}")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error(f"--device={a.device}: no CUDA device here")
     if a.sigma_min is None:      # below the floor an x0 head cannot express the flow (wan.py)
