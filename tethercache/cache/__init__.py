@@ -1,6 +1,7 @@
 """KV cache storage, the model/cache seam, and one small module per policy."""
 from .policy import CachePolicy, PolicyState
-from .protocol import EMPTY, MEMORY, RECENT, REGION_NAMES, SINK, STATE, Attend, FrameInfo
+from .protocol import (EMPTY, MEMORY, RECENT, REGION_NAMES, REGIONS, SINK, STATE, Attend, FrameInfo,
+                       Region, add_region)
 from .registry import POLICIES, build_policy, register
 from .scorer import ScorerPolicy
 from .session import CacheSession
@@ -8,7 +9,8 @@ from .storage import KVCache
 
 __all__ = ["Attend", "CachePolicy", "CacheSession", "FrameInfo", "KVCache", "POLICIES",
            "PolicyState", "ScorerPolicy", "build_policy", "register",
-           "EMPTY", "SINK", "MEMORY", "RECENT", "STATE", "REGION_NAMES"]
+           "EMPTY", "SINK", "MEMORY", "RECENT", "STATE", "REGION_NAMES", "REGIONS", "Region",
+           "add_region"]
 
 from .registry import _import_all
 

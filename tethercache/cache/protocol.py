@@ -13,9 +13,39 @@ from typing import Hashable, Protocol
 
 import torch
 
-# region codes of cached tokens (timelines store them; 0 = an empty slot)
-EMPTY, SINK, MEMORY, RECENT, STATE = 0, 1, 2, 3, 4
-REGION_NAMES = {EMPTY: "empty", SINK: "sink", MEMORY: "memory", RECENT: "recent", STATE: "state"}
+@dataclass(frozen=True)
+class Region:
+    """A kind of cache entry. Timelines store the code per slot; plots, the report's timeline
+    encoding, its colours and legend all read this table, so a new region is one line here."""
+    code: int
+    name: str
+    color: str              # hex colour in plots and the report
+
+
+# the region table, in code order (0 = an empty slot); `add_region` extends it
+REGIONS: list[Region] = [
+    Region(0, "empty", "#ffffff"),
+    Region(1, "sink", "#c44e52"),
+    Region(2, "memory", "#4c72b0"),
+    Region(3, "recent", "#55a868"),
+    Region(4, "state", "#8172b2"),
+]
+EMPTY, SINK, MEMORY, RECENT, STATE = (r.code for r in REGIONS)
+REGION_NAMES = {r.code: r.name for r in REGIONS}
+
+
+def add_region(name: str, color: str) -> int:
+    """Register a new region (e.g. a policy's synthetic entries); returns its code. Idempotent
+    by name. Codes fit the timelines' int8."""
+    for r in REGIONS:
+        if r.name == name:
+            return r.code
+    code = len(REGIONS)
+    if code > 127:
+        raise ValueError("region table full (int8 codes)")
+    REGIONS.append(Region(code, name, color))
+    REGION_NAMES[code] = name
+    return code
 
 
 @dataclass
