@@ -151,12 +151,13 @@ def test_every_policy_keeps_its_budget_over_a_long_rollout(name):
     frames unique and increasing within each region, no empty slot inside the used range."""
     policy = build_policy({"name": name})
     s = session_for(policy, horizon=600)
+    budget = policy.cache_budget(600, T)["frames"]
     for j in range(200):
         out = step(s, j * C)
         for layer in range(LAYERS):
             frames = s.cache.frame_ids(layer)
             regions = s.cache.frame_regions(layer)
-            assert len(frames) <= policy.budget
+            assert len(frames) <= budget
             assert frames[-C:].tolist() == list(range(j * C, j * C + C))
             assert len(set(frames.tolist())) == len(frames)
             assert (regions != EMPTY).all()
