@@ -5,6 +5,8 @@ Budget respected in frames or tokens; storage preallocated and never reallocated
 slots hold exactly the chunk; entries unique, ordered within each region, no hole in the used
 range; positions consistent with the rope mode; two sessions of one policy object agree bitwise.
 """
+import dataclasses
+
 import pytest
 import torch
 
@@ -113,3 +115,16 @@ def test_every_policy_is_deterministic_and_reusable(name):
     for ra, rb in zip(reads_a, reads_b):
         for x, y in zip(ra, rb):
             assert all(torch.equal(u, v) for u, v in zip(x, y))
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_validate_never_writes_to_the_policy(name):
+    """validate only checks: the policy's keys are what the config said (full's budget, the
+    horizon, is derived by `layout`, not written)."""
+    cfg = {"name": name} | ({"budget_tokens": 21 * T // 2} if POLICIES[name].unit == "token" else {})
+    policy = build_policy(cfg)
+    before = dataclasses.asdict(policy)
+    policy.validate(C, HORIZON, 10**6, T)
+    assert dataclasses.asdict(policy) == before
+    assert policy.cache_budget(HORIZON, T)["tokens"] == policy.capacity(HORIZON, T)
+    assert dataclasses.asdict(policy) == before
