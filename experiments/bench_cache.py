@@ -3,7 +3,7 @@
 Each (policy, horizon[, code]) runs in a fresh subprocess (clean peak-RSS), repeats are
 interleaved so machine noise hits every policy alike, and results are reported as ratios to the
 first policy at the same horizon. Generation only (no video encoding, no evaluation).
-A policy may carry its own overrides: `knorm:cache.budget=672` (comma-separated).
+A policy may carry its own overrides: `knorm:cache.budget_tokens=672` (comma-separated).
 `--baseline REV` also runs the `--baseline-policies` with the code of git revision REV (checked
 out once with `git worktree add` under /tmp; this worker imports its package and configs),
 interleaved with the current code, and reports current / baseline per-chunk latency, wall and
@@ -14,7 +14,7 @@ process CPU time (single-threaded, so CPU time is the robust number on a shared 
     python experiments/bench_cache.py --policies window tether --set cache.memory=14 --json out.json
     # issue 14: the token-granular seam vs the code before it, and the token demo's KV bytes
     python experiments/bench_cache.py --backbone toy --horizons 240s --baseline 7fc4f0c \
-        --policies window sink tether knorm:cache.budget=672
+        --policies window sink tether knorm:cache.budget_tokens=672
 """
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
 
 
 def _spec(spec: str) -> tuple[str, list[str]]:
-    """'knorm:cache.budget=672,cache.sink=1' -> ('knorm', ['cache.budget=672', 'cache.sink=1'])."""
+    """'knorm:cache.budget_tokens=672,cache.sink=1'
+    -> ('knorm', ['cache.budget_tokens=672', 'cache.sink=1'])."""
     name, _, own = spec.partition(":")
     return name, [o for o in own.split(",") if o]
 

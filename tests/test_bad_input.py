@@ -43,7 +43,9 @@ CASES = [
     (["+prompts.foo=1"], "prompts.foo"),
     ([*TOY, "prompts.texts=[a cat on a sofa]"], "prompts.texts[0]"),
     # ---- cache -------------------------------------------------------------------------------
-    (["cache=knorm", "cache.budget=100"], "cache.budget"),      # < (1 + 3 + 3) frames x 16 tokens
+    (["cache=knorm", "cache.budget_tokens=100"], "cache.budget_tokens"),   # < (1 + 6) frames x 16 tokens
+    (["cache=knorm", "cache.budget=672"], "cache.budget"),      # the old key: a migration error
+    (["cache=knorm", "cache.recent=2"], "cache.recent"),        # recent includes the chunk (3)
     (["cache=tether", "cache.alpha=abc"], "cache.alpha"), (["cache=tether", "cache.alpha=inf"], "cache.alpha"),
     (["cache=tether", "cache.alpha=nan"], "cache.alpha"), (["cache=tether", "cache.alpha=-1"], "cache.alpha"),
     (["cache=tether", "cache.sink=1.5"], "cache.sink"), (["cache=tether", "cache.tau=abc"], "cache.tau"),

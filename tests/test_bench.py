@@ -11,10 +11,10 @@ def test_bench_cache_runs_and_token_budget_halves_kv_bytes(tmp_path):
     # tiny: 8x8 latents, patch 2 -> 16 tokens per frame; window K = 21 frames = 336 tokens
     subprocess.run([sys.executable, "experiments/bench_cache.py", "--backbone", "tiny",
                     "--horizons", "5s", "--repeats", "1", "--policies", "window",
-                    "knorm:cache.budget=168", "--json", str(out)],
+                    "knorm:cache.budget_tokens=168", "--json", str(out)],
                    cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
     rows = {r["policy"]: r for r in json.loads(out.read_text())}
-    window, knorm = rows["window"], rows["knorm:cache.budget=168"]
+    window, knorm = rows["window"], rows["knorm:cache.budget_tokens=168"]
     assert window["chunks"] == knorm["chunks"] == 7
     assert window["chunk_ms_median"] > 0 and knorm["chunk_cpu_ms_median"] > 0
     assert knorm["kv_cache_mb"] / window["kv_cache_mb"] == 0.5

@@ -151,12 +151,13 @@ def test_every_policy_keeps_its_budget_over_a_long_rollout(name):
     frames unique and increasing within each region, no empty slot inside the used range."""
     policy = build_policy({"name": name})
     s = session_for(policy, horizon=600)
+    budget = policy.cache_budget(600, T)["frames"]
     for j in range(200):
         out = step(s, j * C)
         for layer in range(LAYERS):
             frames = s.cache.frame_ids(layer)
             regions = s.cache.frame_regions(layer)
-            assert len(frames) <= policy.budget
+            assert len(frames) <= budget
             assert frames[-C:].tolist() == list(range(j * C, j * C + C))
             assert len(set(frames.tolist())) == len(frames)
             assert (regions != EMPTY).all()
@@ -203,3 +204,31 @@ def test_oracle_memory_holds_the_closest_pose_frames_with_their_clean_kv():
         # memory K/V are the clean-pass K/V (pass 2 -> +0.2) of those very frames
         k = out[0].k[0, ::T, 0, 0]
         assert torch.allclose(k[:len(frames) - 3], torch.tensor(frames[:-3], dtype=torch.float32) + 0.2)
+
+
+def test_scorer_zeroes_freed_slots_and_moves_scores_with_their_tokens():
+    """An accumulating scorer (H2O-like) would read the scores of freed slots: they must be 0."""
+    policy = build_policy({"name": "knorm", "budget_tokens": 10 * T, "sink": 1, "recent": 4})
+    s = session_for(policy, horizon=120)
+    gen = torch.Generator().manual_seed(0)
+    evictions = 0
+    for j in range(30):
+        frames = torch.arange(j * C, j * C + C)
+        before = dict(zip(zip(s.cache.token_frames(0).tolist(), s.cache.hw[0, :s.cache.used[0], 1].tolist()),
+                          s.state.scores[0, :s.cache.used[0]].tolist()))
+        s.begin_chunk(frames)
+        kept = s.chunk_slots[0].start                 # tokens that survived, compacted to the front
+        if kept < len(before):
+            evictions += 1
+            ids = zip(s.cache.frames[0, :kept].tolist(), s.cache.hw[0, :kept, 1].tolist())
+            assert s.state.scores[0, :kept].tolist() == [before[i] for i in ids]
+            assert (s.state.scores[:, kept:] == 0).all()
+        for p in range(3):
+            kv = [torch.randn(3, 1, C * T, H, D, generator=gen) for _ in range(LAYERS)]
+            if p == 2:
+                with s.commit_pass():
+                    [s.attend(l, *kv[l]) for l in range(LAYERS)]
+            else:
+                [s.attend(l, *kv[l]) for l in range(LAYERS)]
+        s.end_chunk()
+    assert evictions > 10 and (s.state.scores[0, :s.cache.used[0]] != 0).all()

@@ -5,6 +5,8 @@ Budget respected in frames or tokens; storage preallocated and never reallocated
 slots hold exactly the chunk; entries unique, ordered within each region, no hole in the used
 range; positions consistent with the rope mode; two sessions of one policy object agree bitwise.
 """
+import dataclasses
+
 import pytest
 import torch
 
@@ -17,9 +19,9 @@ T = GRID[0] * GRID[1]
 def make(name: str, rope: str):
     cfg = {"name": name, "rope": rope}
     if POLICIES[name].unit == "token":
-        cfg["budget"] = 21 * T // 2               # half the tokens of a 21-frame window
+        cfg["budget_tokens"] = 21 * T // 2        # half the tokens of a 21-frame window
     policy = build_policy(cfg)
-    policy.validate(C, HORIZON, 10**6)
+    policy.validate(C, HORIZON, 10**6, T)
     return policy
 
 
@@ -63,6 +65,7 @@ CASES = [(name, rope) for name in sorted(POLICIES) for rope in ("absolute", "rel
 def test_every_policy_respects_its_budget_storage_and_order(name, rope):
     policy = make(name, rope)
     token_level = policy.unit == "token"
+    budget = policy.cache_budget(HORIZON, T)            # tokens (and frames, frame policies)
     storage = {}
 
     def check(s, j, frames, outs):
@@ -74,9 +77,9 @@ def test_every_policy_respects_its_budget_storage_and_order(name, rope):
             n = c.used[layer]
             ids, regions = c.token_frames(layer), c.token_regions(layer)
             if token_level:
-                assert n <= policy.budget
+                assert n <= budget["tokens"]
             else:
-                assert n % T == 0 and n // T <= policy.budget
+                assert n % T == 0 and n // T <= budget["frames"] and n <= budget["tokens"]
             sl = s.chunk_slots[layer]
             assert torch.equal(c.frames[layer, sl], frames.repeat_interleave(T))
             assert (regions != EMPTY).all() and (c.frames[layer, n:] == -1).all()
@@ -98,8 +101,8 @@ def test_every_policy_respects_its_budget_storage_and_order(name, rope):
     s, _ = rollout(policy, check)
     if token_level:     # the budget is reached, and single tokens (not whole frames) were dropped
         counts = torch.bincount(s.cache.token_frames(0))
-        assert s.cache.used[0] > policy.budget - C * T and ((counts > 0) & (counts < T)).any()
-        assert s.cache.nbytes == policy.budget * LAYERS * H * D * 4 * 2
+        assert s.cache.used[0] > budget["tokens"] - C * T and ((counts > 0) & (counts < T)).any()
+        assert s.cache.nbytes == budget["tokens"] * LAYERS * H * D * 4 * 2
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
@@ -112,3 +115,16 @@ def test_every_policy_is_deterministic_and_reusable(name):
     for ra, rb in zip(reads_a, reads_b):
         for x, y in zip(ra, rb):
             assert all(torch.equal(u, v) for u, v in zip(x, y))
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_validate_never_writes_to_the_policy(name):
+    """validate only checks: the policy's keys are what the config said (full's budget, the
+    horizon, is derived by `layout`, not written)."""
+    cfg = {"name": name} | ({"budget_tokens": 21 * T // 2} if POLICIES[name].unit == "token" else {})
+    policy = build_policy(cfg)
+    before = dataclasses.asdict(policy)
+    policy.validate(C, HORIZON, 10**6, T)
+    assert dataclasses.asdict(policy) == before
+    assert policy.cache_budget(HORIZON, T)["tokens"] == policy.capacity(HORIZON, T)
+    assert dataclasses.asdict(policy) == before

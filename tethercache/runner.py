@@ -133,6 +133,8 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
         "choices": choices or {},          # config-group options, e.g. cache: tether_no_tame
         "backbone": cfg.backbone.name, "cache": OmegaConf.to_container(cfg.cache, resolve=True),
         "policy": plan.policy.name, "horizon": cfg.horizon.name, "latent_frames": plan.horizon,
+        # what every layer attends to, chunk included, in the policy's unit and in tokens
+        "cache_budget": plan.policy.cache_budget(plan.horizon, bb.grid[0] * bb.grid[1]),
         "seed": int(cfg.seed), "device": plan.device, "dtype": cfg.backbone.dtype,
         "shard": {"index": int(cfg.prompts.get("shard", 0)),
                   "num_shards": int(cfg.prompts.get("num_shards", 1))},

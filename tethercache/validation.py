@@ -195,9 +195,9 @@ def validate(cfg) -> Plan:
                           f"({chunk} latent frames)")
     policy = build_policy(OmegaConf.to_container(cfg.cache, resolve=True))
     mcfg = model_config(cfg.backbone)
-    policy.validate(chunk, horizon, mcfg.rope_max_positions)
     _, ph, pw = mcfg.patch_size
-    policy.validate_storage(chunk, (int(cfg.backbone.latent[1]) // ph) * (int(cfg.backbone.latent[2]) // pw))
+    policy.validate(chunk, horizon, mcfg.rope_max_positions,
+                    (int(cfg.backbone.latent[1]) // ph) * (int(cfg.backbone.latent[2]) // pw))
     prompts = load_prompts(cfg.prompts)
     if cfg.backbone.text.kind == "grammar":            # toy prompts must parse before compute
         from .toyworld.prompts import PromptError, parse_prompt

@@ -1,10 +1,11 @@
 """`full`: keep every frame (no eviction); storage is preallocated for the whole horizon.
 
 Its budget is the horizon, so it is not an equal-budget baseline: a growing cache also tests
-position extrapolation (toyworld_feasibility.md, lesson 4).
+position extrapolation.
 """
 from dataclasses import dataclass
 
+from .layout import Layout
 from .policy import CachePolicy
 from .registry import register
 
@@ -14,13 +15,8 @@ from .registry import register
 class FullPolicy(CachePolicy):
     name = "full"
 
-    def capacity(self, horizon: int, tokens_per_frame: int) -> int:
-        return horizon * tokens_per_frame
-
-    def validate(self, chunk, horizon, rope_max):
-        self.budget = horizon
-        super().validate(chunk, horizon, rope_max)
+    def layout(self, horizon):
+        return Layout("frame", horizon)
 
     def place(self, st, layer, frame_ids):
-        return st.cache.append(layer, frame_ids, self.sink_regions(st.cache.n_frames(layer),
-                                                                   len(frame_ids)))
+        return st.cache.append(layer, frame_ids, self.layout(st.info.horizon).sink_regions(frame_ids))

@@ -8,15 +8,26 @@ K = S + M + R frames as the policies it bounds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ConfigError
 from .policy import CachePolicy, PolicyState
-from .protocol import MEMORY, RECENT, SINK
+from .protocol import MEMORY, RECENT
 from .registry import register
 from .scorer import memory_frames
+
+
+@dataclass(slots=True)
+class OracleState(PolicyState):
+    hist_k: torch.Tensor = field(init=False)    # [layers, B, horizon, T, H, D] every frame's clean K
+    hist_v: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        c = self.cache
+        shape = (c.layers, c.k.shape[1], self.info.horizon, c.tokens_per_frame, *c.k.shape[3:])
+        self.hist_k = torch.zeros(shape, dtype=c.k.dtype, device=c.k.device)
+        self.hist_v = torch.zeros_like(self.hist_k)
 
 
 @register
@@ -24,22 +35,11 @@ from .scorer import memory_frames
 class OraclePolicy(CachePolicy):
     name = "oracle"
     needs_poses = True
+    state_type = OracleState
     rope: str = "relative"
-    sink: int = 3
-    recent: int = 4
-
-    def validate(self, chunk, horizon, rope_max):
-        super().validate(chunk, horizon, rope_max)
-        if self.sink < 0 or self.recent < chunk or self.sink + self.recent > self.budget:
-            raise ConfigError(f"cache.sink={self.sink}, cache.recent={self.recent}: need sink >= 0, "
-                              f"recent >= chunk ({chunk}), sink + recent <= budget ({self.budget})")
-
-    def new_state(self, cache, info):
-        st = PolicyState(cache, info)
-        shape = (cache.layers, cache.k.shape[1], st.info.horizon, cache.tokens_per_frame, *cache.k.shape[3:])
-        st.hist_k = torch.zeros(shape, dtype=cache.k.dtype, device=cache.k.device)
-        st.hist_v = torch.zeros_like(st.hist_k)
-        return st
+    budget: int = 21            # K frames attended per layer, current chunk included
+    sink: int = 3               # S
+    recent: int = 4             # R (current chunk included); memory M = K - S - R
 
     def place(self, st, layer, frame_ids):
         cache, poses = st.cache, st.info.poses
@@ -61,8 +61,7 @@ class OraclePolicy(CachePolicy):
                 sl = cache.append(layer, ids, [region] * len(ids))
                 cache.write(layer, sl, st.hist_k[layer][:, ids].flatten(1, 2),
                             st.hist_v[layer][:, ids].flatten(1, 2))
-        regions = [SINK if int(f) < S else RECENT for f in frame_ids]
-        return cache.append(layer, frame_ids, regions)
+        return cache.append(layer, frame_ids, self.layout(st.info.horizon).sink_regions(frame_ids))
 
     def commit(self, st, layer, q):
         cache = st.cache

@@ -7,6 +7,7 @@ import pkgutil
 
 from ..errors import ConfigError
 from ..typed_fields import coerce_fields
+from .layout import check_budget_key
 
 POLICIES: dict[str, type] = {}
 
@@ -30,6 +31,7 @@ def build_policy(cfg: dict):
     if name not in POLICIES:
         raise ConfigError(f"cache.name={name!r}: unknown policy; known: {sorted(POLICIES)}")
     cls = POLICIES[name]
+    check_budget_key(name, cls.unit, cfg)            # budget (frames) vs budget_tokens
     unknown = sorted(set(cfg) - set(cls.keys()))
     if unknown:
         raise ConfigError(f"cache.{unknown[0]}: not a key of policy {name!r}; "

@@ -6,19 +6,22 @@ budget. Schedule, per layer:
   * clean context pass (`commit`): score every cached entry from the chunk's queries and the
     cached keys/values; the scores are kept alongside storage (they move with their entries);
   * chunk start (`place`): if the chunk does not fit, the lowest-scored entries leave (whole
-    frames when `unit = "frame"`), the survivors are compacted in place (order kept), and the
-    chunk is appended. The first `sink` frames and the newest `recent` stored frames are never
-    scored out. Storage is allocated for the budget only (tokens when `unit = "token"`).
+    frames when `unit = "frame"`), the survivors are compacted in place (order kept, the freed
+    slots' scores zeroed), and the chunk is appended. The layout's sink and its newest `recent`
+    frames (the chunk included, so the newest `recent - chunk` stored ones) are never scored
+    out; they are the sink and recent regions, the other survivors are memory.
+A token scorer declares `budget_tokens` (storage is allocated for exactly that many), a frame
+scorer (`unit = "frame"`) declares `budget`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import ConfigError
 from .policy import CachePolicy, PolicyState
-from .protocol import MEMORY, RECENT, SINK
+from .protocol import MEMORY, RECENT
 from .storage import KVCache
 
 
@@ -34,38 +37,33 @@ def memory_frames(cache: KVCache) -> list[list[int]]:
     return [cache.frame_ids(l)[cache.frame_regions(l) == MEMORY].tolist() for l in range(cache.layers)]
 
 
+@dataclass(slots=True)
+class ScorerState(PolicyState):
+    scores: torch.Tensor = field(init=False)    # [layers, capacity] worth of each stored token
+
+    def __post_init__(self):
+        self.scores = torch.zeros(self.cache.layers, self.cache.capacity)
+
+
 @dataclass
 class ScorerPolicy(CachePolicy):
     sink: int = 0               # first frames of the video, never evicted
-    recent: int = 0             # newest stored frames, never evicted
+    recent: int = 3             # newest frames, the current chunk included (>= chunk), never evicted
     unit = "token"
+    state_type = ScorerState
 
     def score(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Worth of each cached token [n] (higher is kept), from the chunk's queries q
         [B, Lq, H, D] and the cached (unrotated) keys / values [B, n, H, D]."""
         raise NotImplementedError
 
-    def validate(self, chunk, horizon, rope_max):
-        super().validate(chunk, horizon, rope_max)
-        if self.sink < 0 or self.recent < 0:
-            raise ConfigError(f"cache.sink={self.sink}, cache.recent={self.recent}: must be >= 0")
-        if self.unit == "frame" and self.sink + self.recent + chunk > self.budget:
-            raise ConfigError(f"cache.budget={self.budget}: must be >= sink + recent + chunk = "
-                              f"{self.sink + self.recent + chunk} frames")
-
-    def new_state(self, cache, info):
-        st = PolicyState(cache, info)
-        st.scores = torch.zeros(cache.layers, cache.capacity)
-        return st
-
     def place(self, st, layer, frame_ids):
-        cache, T = st.cache, st.cache.tokens_per_frame
-        need = len(frame_ids) * T
-        overflow = cache.used[layer] + need - cache.capacity
+        cache = st.cache
+        overflow = cache.used[layer] + len(frame_ids) * cache.tokens_per_frame - cache.capacity
+        layout = self.layout(st.info.horizon)
         if overflow > 0:
-            self._evict(st, layer, overflow)
-        regions = [SINK if int(f) < self.sink else RECENT for f in frame_ids]
-        return cache.append(layer, frame_ids, regions)
+            self._evict(st, layer, overflow, layout.recent - len(frame_ids))
+        return cache.append(layer, frame_ids, layout.sink_regions(frame_ids))
 
     def commit(self, st, layer, q):
         cache = st.cache
@@ -74,16 +72,19 @@ class ScorerPolicy(CachePolicy):
             s = s.view(-1, cache.tokens_per_frame).mean(1).repeat_interleave(cache.tokens_per_frame)
         st.scores[layer, : cache.used[layer]] = s
 
-    def _evict(self, st, layer: int, n: int) -> None:
+    def _evict(self, st, layer: int, n: int, newest: int) -> None:
+        """Drop the n lowest-scored tokens, never the sink nor the `newest` stored frames."""
         cache, T = st.cache, st.cache.tokens_per_frame
+        layout = self.layout(st.info.horizon)
         frames = cache.token_frames(layer)
-        protected = (frames < self.sink) | (frames > int(frames.max()) - self.recent)
-        score = st.scores[layer, : len(frames)].masked_fill(protected, float("inf"))
+        older = frames <= int(frames.max()) - newest          # not among the newest stored frames
+        score = st.scores[layer, : len(frames)].masked_fill(layout.is_sink(frames) | ~older,
+                                                            float("inf"))
         if self.unit == "frame":           # whole frames: one score per frame slot
             score, n = score[::T], n // T
         if int((score != float("inf")).sum()) < n:
-            raise ConfigError(f"cache.budget={self.budget}: too small to hold sink={self.sink} + "
-                              f"recent={self.recent} frames and the chunk")
+            raise ConfigError(f"{layout.key}={layout.budget}: too small to hold sink={self.sink} + "
+                              f"recent={self.recent} frames (current chunk included)")
         drop = torch.zeros(len(score), dtype=torch.bool)
         drop[torch.sort(score, stable=True).indices[:n]] = True    # lowest first, oldest on ties
         if self.unit == "frame":
@@ -91,5 +92,6 @@ class ScorerPolicy(CachePolicy):
         keep = (~drop).nonzero().flatten()
         cache.keep_tokens(layer, keep)
         st.scores[layer, : len(keep)] = st.scores[layer, keep].clone()
+        st.scores[layer, len(keep):] = 0                       # freed slots hold no stale worth
         regions = cache.token_regions(layer)
-        regions[regions == RECENT] = MEMORY          # survivors older than the chunk
+        regions[(regions == RECENT) & older[keep]] = MEMORY   # survivors outside the recent frames

@@ -35,7 +35,8 @@ class CacheSession:
         T = grid[0] * grid[1]
         capacity = policy.capacity(horizon, T)
         if capacity < 1:
-            raise ConfigError(f"cache.budget={policy.budget}: leaves no storage")
+            layout = policy.layout(horizon)
+            raise ConfigError(f"{layout.key}={layout.budget}: leaves no storage")
         self.cache = KVCache(layers, capacity, grid, heads, head_dim, batch, dtype, device)
         self.info = FrameInfo(poses, horizon)
         self.state = policy.new_state(self.cache, self.info)

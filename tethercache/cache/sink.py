@@ -1,20 +1,13 @@
 """`sink`: the first `sink` frames stay forever, the rest is a FIFO window (StreamingLLM/LongLive).
-The eviction itself is the base policy's (FIFO after the sink)."""
+The eviction is the window's (FIFO after the sink); the range check is the layout's."""
 from dataclasses import dataclass
 
-from ..errors import ConfigError
-from .policy import CachePolicy
 from .registry import register
+from .window import WindowPolicy
 
 
 @register
 @dataclass
-class SinkPolicy(CachePolicy):
+class SinkPolicy(WindowPolicy):
     name = "sink"
-    sink: int = 3
-
-    def validate(self, chunk, horizon, rope_max):
-        super().validate(chunk, horizon, rope_max)
-        if not 0 <= self.sink <= self.budget - chunk:
-            raise ConfigError(f"cache.sink={self.sink}: must be in [0, budget - chunk] = "
-                              f"[0, {self.budget - chunk}]")
+    sink: int = 3               # the first frames of the video, never evicted

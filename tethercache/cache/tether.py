@@ -2,7 +2,7 @@
 
 Layout per layer, in slot order (= RoPE order in relative mode):
     [ sink S | memory M | recent R ],   K = budget = S + M + R frames, current chunk included.
-Schedule (official release, reference §5.2-5.4), every layer with its own state:
+Schedule (as the official release), every layer with its own state:
   * chunk start (`place`): warm-up appends the chunk; regions by slot. Once full, the C oldest
     recent frames (the head of `recent`) are copied out as the layer's *pending* frames and
     dropped (recent shifts left), and the chunk is appended as recent. While the chunk denoises
@@ -28,14 +28,14 @@ RoPE: relative by default (recalled frames are re-indexed by slot, as the releas
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import ConfigError
 from .grab import grab as grab_scores
 from .policy import CachePolicy, PolicyState
-from .protocol import MEMORY, RECENT, SINK
+from .protocol import MEMORY, RECENT
 from .registry import register
 from .scorer import memory_frames, top_k_mask
 from .tame import channel_stats, tame as tame_edit
@@ -50,14 +50,29 @@ def _floats(x: torch.Tensor) -> list[float]:
     return [round(float(f), 6) for f in x.tolist()]
 
 
+@dataclass(slots=True)
+class TetherState(PolicyState):
+    seeded: list[bool] = field(init=False)        # per layer: memory seeded (C.1 done)
+    pending: list = field(init=False)             # per layer: (k, v, ids) staged at chunk start
+    shared_scores: list = field(init=False)       # shared scope: each layer's GRAB scores
+    stats: list[dict] = field(init=False)         # per layer: this chunk's decisions
+
+    def __post_init__(self):
+        L = self.cache.layers
+        self.seeded, self.pending, self.shared_scores = [False] * L, [None] * L, [None] * L
+        self.stats = [{} for _ in range(L)]
+
+
 @register
 @dataclass
 class TetherPolicy(CachePolicy):
     name = "tether"
+    state_type = TetherState
     rope: str = "relative"
+    budget: int = 21                # K: frames attended per layer, current chunk included
     sink: int = 3                   # S: first frames, never evicted, never edited
     recent: int = 4                 # R: newest frames (current chunk included), FIFO
-    memory: int | None = None       # M: None = budget - sink - recent (the only allowed value)
+    memory: int | None = None       # M: None = budget - sink - recent; a number must equal it
     alpha: float = 0.35             # GRAB diversity weight
     tau: float = 0.6                # TAME blend strength (paper; the released code uses 0.35)
     temperature: float = 1.0        # GRAB relevance softmax temperature
@@ -71,19 +86,13 @@ class TetherPolicy(CachePolicy):
         return self.budget - self.sink - self.recent
 
     # ---- configuration ------------------------------------------------------------------
-    def validate(self, chunk, horizon, rope_max):
-        super().validate(chunk, horizon, rope_max)
-        K, S, R, M = self.budget, self.sink, self.recent, self.M
-        if S < 0:
-            raise ConfigError(f"cache.sink={S}: must be >= 0")
-        if R < chunk:
-            raise ConfigError(f"cache.recent={R}: must be >= the chunk ({chunk} frames)")
-        if S + R > K:
-            raise ConfigError(f"cache.sink + cache.recent = {S} + {R}: must be <= cache.budget = {K} "
-                              f"(memory = budget - sink - recent >= 0)")
-        if self.memory is not None and self.memory != M:
-            raise ConfigError(f"cache.memory={self.memory}: must be null or budget - sink - "
-                              f"recent = {M}")
+    def validate(self, chunk, horizon, rope_max, tokens_per_frame=None):
+        super().validate(chunk, horizon, rope_max, tokens_per_frame)
+        K, S, R, M = self.budget, self.sink, self.recent, self.memory
+        if M is not None and S + M + R != K:
+            raise ConfigError(f"cache.memory={M}: sink + memory + recent = {S + M + R} must equal "
+                              f"cache.budget = {K} (set cache.budget={S + M + R} too, or "
+                              f"cache.memory=null for budget - sink - recent = {K - S - R})")
         if not self.alpha >= 0:
             raise ConfigError(f"cache.alpha={self.alpha}: must be >= 0")
         if not 0 <= self.tau <= 1:
@@ -99,23 +108,15 @@ class TetherPolicy(CachePolicy):
             raise ConfigError(f"cache.scope={self.scope!r}: must be one of {SCOPES}")
 
     # ---- chunk start --------------------------------------------------------------------
-    def new_state(self, cache, info):
-        st = PolicyState(cache, info)
-        L = cache.layers
-        st.seeded = [False] * L
-        st.pending = [None] * L                    # (k, v, ids) staged at chunk start
-        st.scores = [None] * L                     # shared scope: per-layer GRAB scores
-        st.stats = [{} for _ in range(L)]
-        return st
-
     def place(self, st, layer, frame_ids):
         cache = st.cache
         st.stats[layer] = {}
         n, used = len(frame_ids), cache.n_frames(layer)
         overflow = used + n - self.budget
-        if overflow <= 0:                          # warm-up: append, regions by slot
-            regions = [SINK if s < self.sink else MEMORY if s < self.sink + self.M else RECENT
-                       for s in range(used, used + n)]
+        if overflow <= 0:                          # warm-up: the sink, then memory slots, recent
+            regions = self.layout(st.info.horizon).sink_regions(frame_ids)
+            regions = [MEMORY if r == RECENT and s < self.sink + self.M else r
+                       for s, r in zip(range(used, used + n), regions)]
             return cache.append(layer, frame_ids, regions)
         head = self.sink + self.M                  # steady: the head of recent leaves
         if self.M > 0:
@@ -146,15 +147,15 @@ class TetherPolicy(CachePolicy):
             stats["score"] = _floats(gs.score)
             self._admit(st, layer, gs.keep.cpu())
             return
-        st.scores[layer] = gs.score
+        st.shared_scores[layer] = gs.score
         if layer < cache.layers - 1:               # shared: decide once every layer has scored
             return
-        score = torch.stack(st.scores).mean(0)
+        score = torch.stack(st.shared_scores).mean(0)
         keep = top_k_mask(score, M)
         for l in range(cache.layers):
             st.stats[l]["score"] = _floats(score)
             self._admit(st, l, keep)
-        st.scores = [None] * cache.layers
+        st.shared_scores = [None] * cache.layers
 
     # ---- helpers ------------------------------------------------------------------------
     def _candidate_ids(self, st, layer) -> torch.Tensor:
