@@ -20,7 +20,8 @@ def _read(directory: Path) -> dict[str, int]:
     for path in sorted(directory.glob("*.yaml")):
         cfg = OmegaConf.load(path)
         frames = cfg.get("frames")
-        if cfg.get("name") != path.stem or not isinstance(frames, int) or isinstance(frames, bool) or frames <= 0:
+        positive_int = isinstance(frames, int) and not isinstance(frames, bool) and frames > 0
+        if cfg.get("name") != path.stem or not positive_int:
             raise ValueError(f"{path}: needs name: {path.stem} and frames: a positive int")
         out[path.stem] = frames
     return dict(sorted(out.items(), key=lambda kv: kv[1]))

@@ -143,4 +143,3 @@ LONG_CUSTOM_DIMENSIONS = (*DIMENSIONS, *_names(kind="dimension", scored_by="long
 FILTERED_DIMENSIONS = _names(kind="dimension", scored_by="long_custom")
 QUALITY_LIST = _names(vbench_list="quality")
 SEMANTIC_LIST = _names(vbench_list="semantic")
-DRIFTS = tuple(d for d in _names(kind="drift") if not d.endswith("_abs") and d != "quality_drift")
