@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tethercache.eval.schema import DIMENSIONS
+from tethercache.horizons import HORIZON_FRAMES       # prefix name -> latent frames
 from tethercache.rundir import read_record, status
-from tethercache.eval.toy_runner import HORIZON_FRAMES       # prefix name -> latent frames
 
 CACHE_KEYS = ("budget", "sink", "memory", "recent", "alpha", "tau", "temperature", "rope",
               "grab", "tame", "tame_target", "scope")
@@ -193,14 +192,6 @@ def config_value(df: pd.DataFrame, key: str) -> pd.Series:
         return df[short]
     full = key if "." in key else f"cache.{key}"
     return df["config_flat"].map(lambda c: json.loads(c).get(full))
-
-
-def metric_columns(df: pd.DataFrame) -> list[str]:
-    """Numeric metric columns written by an evaluator (everything after the identity columns)."""
-    known = ["n_clips", *DIMENSIONS, "quality_drift", "quality_drift_abs", "revisit_consistency",
-             "subject_return"]
-    extra = sorted(c for c in df.columns if c.startswith(("revisit_gap", "subject_return_gap", "extra_")))
-    return [c for c in known + extra if c in df.columns]
 
 
 def main(argv=None) -> None:

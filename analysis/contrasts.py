@@ -26,19 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tethercache.eval.metrics import metric as metric_def
+
 from .collect import collect
 from .tables import add_quality, dedupe, row_order, write_table
 
-# (metric, header, scale to the table's x100 units)
-METRICS = {"total": ("Total", 100), "quality": ("Quality", 100), "semantic": ("Semantic", 100),
-           "subject_consistency": ("Subject", 100), "background_consistency": ("Backgr.", 100),
-           "motion_smoothness": ("Motion", 100), "dynamic_degree": ("Dynamic", 100),
-           "aesthetic_quality": ("Aesthetic", 100), "imaging_quality": ("Imaging", 100),
-           "drift_5s": ("Drift 5s", 1), "drift_5s_abs": ("|Drift 5s|", 1),
-           "drift_clip": ("Drift clip", 1), "drift_clip_abs": ("|Drift clip|", 1),
-           "drift_15pct": ("Drift 15%", 1), "drift_15pct_abs": ("|Drift 15%|", 1),
-           "quality_drift": ("Drift", 1), "quality_drift_abs": ("|Drift|", 1),
-           "revisit_consistency": ("Revisit", 100)}
+# labels and scales to the table's x100 units: eval/metrics.py
 DEFAULT_METRICS = ("quality", "imaging_quality", "drift_5s", "drift_clip")
 
 
@@ -106,7 +99,7 @@ def contrast(base: pd.DataFrame, arm: pd.DataFrame, metric: str, resamples: int 
              seed: int = 0, names=("baseline", "arm")) -> Contrast:
     """Paired contrast of one metric between two arms' rows (one row per video)."""
     check_paired(base, arm, names)
-    scale = METRICS.get(metric, (metric, 1))[1]
+    scale = metric_def(metric).scale
     key = ["prompt", "sample_seed"]
     pairs = base[key + [metric]].merge(arm[key + [metric]], on=key, suffixes=("_a", "_b"))
     pairs["d"] = scale * (pairs[f"{metric}_b"] - pairs[f"{metric}_a"])
@@ -133,7 +126,7 @@ def contrast_table(df: pd.DataFrame, baseline: str, arms: list[str] | None, metr
     metrics = [m for m in metrics if m in df.columns and df[m].notna().any()]
     if not metrics:
         raise NotPaired("none of the metrics was measured")
-    groups = [(h, [METRICS.get(m, (m, 1))[0] for m in metrics]) for h in horizons]
+    groups = [(h, [metric_def(m).label for m in metrics]) for h in horizons]
     cells, spreads, records = [], [], []
     for arm in arms:
         line = []

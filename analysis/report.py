@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from tethercache.eval.metrics import metric
 from tethercache.eval.schema import DIMENSIONS
 
 from .collect import collect, find_runs
@@ -48,10 +49,6 @@ ASSETS = Path(__file__).with_name("report_assets")
 ENCODER = "h264-crf20-v2"              # part of the media cache key: change it to re-encode
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948",
            "#9c755f", "#ff9da7", "#bab0ac")
-# Which way is better, per metric column (signed drift: closest to 0).
-LOWER_BETTER = {"quality_drift_abs", "chunk_ms", "kv_cache_mb", "peak_rss_mb"}
-ZERO_BETTER = {"quality_drift"}
-NOT_RANKED = {"n"}
 
 
 class ReportError(ValueError):
@@ -200,28 +197,29 @@ def read_clips(run_dir: Path) -> dict[str, dict]:
 def _best(values: dict, col: str):
     """Row label(s) holding the best mean in a column (None when fewer than 2 rows compete)."""
     vals = {r: v for r, v in values.items() if v is not None and math.isfinite(v)}
-    if len(vals) < 2 or col in NOT_RANKED:
+    m = metric(col)                 # which way is better (eval/metrics.py); counts are not ranked
+    if len(vals) < 2 or m.better is None:
         return set()
-    score = {r: (-v if col in LOWER_BETTER else -abs(v) if col in ZERO_BETTER else v)
-             for r, v in vals.items()}
+    score = {r: m.goodness(v) for r, v in vals.items()}
     top = max(score.values())
     return {r for r, s in score.items() if s == top}
 
 
 def html_table(df: pd.DataFrame, rows: list, metrics, horizons: list[str], row_header: str,
-               caption: str, digits: int = 2, show_n: bool = True) -> str:
+               caption: str, show_n: bool = True) -> str:
     """Mean ± std over videos (k = fewer videos measured it), best mean per column in bold."""
-    cols = ([("n", "n", False)] if show_n else []) + list(metrics)
+    cols = ([metric("n")] if show_n else []) + list(metrics)
     cells, means = {}, {}
     for h in horizons:
-        for col, _, x100 in cols:
+        for m in cols:
+            col, digits = m.name, m.digits
             means[(h, col)] = {}
             for r in rows:
                 sub = df[(df["row"] == r) & (df["horizon"] == h)]
                 if col == "n":
                     cells[(r, h, col)] = str(len(sub)) if len(sub) else MISSING
                     continue
-                vals = (sub[col].dropna() * (100.0 if x100 else 1.0)) if col in sub else pd.Series([], dtype=float)
+                vals = (sub[col].dropna() * m.scale) if col in sub else pd.Series([], dtype=float)
                 if vals.empty:
                     cells[(r, h, col)] = MISSING
                     continue
@@ -233,11 +231,11 @@ def html_table(df: pd.DataFrame, rows: list, metrics, horizons: list[str], row_h
     best = {k: _best(v, k[1]) for k, v in means.items()}
     e = html.escape
     head1 = "".join(f"<th colspan={len(cols)} class=grp>{e(h)}</th>" for h in horizons)
-    head2 = "".join(f"<th>{e(name)}</th>" for _ in horizons for _, name, _ in cols)
+    head2 = "".join(f"<th>{e(m.label)}</th>" for _ in horizons for m in cols)
     body = []
     for r in rows:
         tds = "".join(f"<td{' class=best' if r in best.get((h, c), ()) else ''}>{cells[(r, h, c)]}</td>"
-                      for h in horizons for c, _, _ in cols)
+                      for h in horizons for c in (m.name for m in cols))
         body.append(f"<tr><th scope=row>{_row_label(str(r))}</th>{tds}</tr>")
     return (f"<div class=tw><table><caption>{e(caption)}</caption><thead><tr><th rowspan=2>{e(row_header)}</th>"
             f"{head1}</tr><tr>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
@@ -292,7 +290,7 @@ def tables_html(df: pd.DataFrame) -> str:
         g = g.drop_duplicates(["run_dir", "video"]).assign(row=g["variant"])
         out.append(html_table(g, row_order(g["row"]), COST, _horizons(g), "cache",
                               f"Cost ({bb}): median chunk latency, KV-cache size, peak RSS "
-                              "(own horizon; use experiments/bench_cache.py for memory)", digits=1))
+                              "(own horizon; use experiments/bench_cache.py for memory)"))
     return "\n".join(out)
 
 

@@ -23,34 +23,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from tethercache.eval.scores import DIM_WEIGHT, NORMALIZE, QUALITY_LIST
+from tethercache.eval.metrics import METRICS, QUALITY_LIST, columns, metric
+from tethercache.eval.scores import normalized
 
 from .collect import collect, config_value, variant_labels
 
-# Quality = weighted mean of VBench-normalised quality dims an evaluator measured (eval/scores.py).
-QUALITY_NORM = {d: NORMALIZE[d] for d in QUALITY_LIST}
 PRESET_ORDER = ("window", "sink", "fifo_relative", "tether_no_grab", "tether_no_tame",
                 "tether_code", "tether", "oracle", "full")
 MISSING = "—"
 
-# (column, header, x100): [0, 1] scores are shown x100 like VBench tables; drift already is.
-MAIN = [("quality", "Quality", True), ("imaging_quality", "Imaging", True),
-        ("quality_drift", "Drift", False), ("quality_drift_abs", "|Drift|", False),
-        ("revisit_consistency", "Revisit", True), ("subject_return", "Subj. return", True)]
-DIMS = [("subject_consistency", "Subject", True), ("background_consistency", "Backgr.", True),
-        ("motion_smoothness", "Motion", True), ("dynamic_degree", "Dynamic", True),
-        ("aesthetic_quality", "Aesthetic", True), ("imaging_quality", "Imaging", True),
-        ("quality", "Quality", True)]
+# Columns by metric name; labels, scales (x100 for [0, 1] scores) and digits: eval/metrics.py.
+MAIN = columns("quality", "imaging_quality", "quality_drift", "quality_drift_abs",
+               "revisit_consistency", "subject_return")
+DIMS = columns(*QUALITY_LIST, "quality")
 # The paper's layout for VBench-Long (TetherCache Table 1): Total / Quality / Semantic / drift.
-MAIN_VBENCH = [("total", "Total", True), ("quality", "Quality", True), ("semantic", "Semantic", True),
-               ("drift_5s", "Drift 5s", False), ("drift_5s_abs", "|Drift 5s|", False),
-               ("drift_clip", "Drift clip", False), ("drift_15pct", "Drift 15%", False)]
-COST = [("chunk_ms", "Chunk ms", False), ("kv_cache_mb", "KV MB", False),
-        ("peak_rss_mb", "Peak RSS MB", False)]
+MAIN_VBENCH = columns("total", "quality", "semantic", "drift_5s", "drift_5s_abs", "drift_10s",
+                      "drift_clip", "drift_15pct")
+COST = columns("chunk_ms", "kv_cache_mb", "peak_rss_mb")
 
 
 def quality_dims(df: pd.DataFrame) -> list[str]:
-    return [d for d in QUALITY_NORM if d in df.columns and df[d].notna().any()]
+    return [d for d in QUALITY_LIST if d in df.columns and df[d].notna().any()]
 
 
 def add_quality(df: pd.DataFrame) -> pd.DataFrame:
@@ -60,9 +53,8 @@ def add_quality(df: pd.DataFrame) -> pd.DataFrame:
     if not dims:
         df["quality"] = math.nan
         return df
-    w = {d: DIM_WEIGHT.get(d, 1.0) for d in dims}
-    norm = sum(w[d] * (df[d] - lo) / (hi - lo) for d, (lo, hi) in QUALITY_NORM.items() if d in w)
-    df["quality"] = norm / sum(w.values())
+    w = {d: METRICS[d].weight for d in dims}
+    df["quality"] = sum(w[d] * normalized(d, df[d]) for d in dims) / sum(w.values())
     return df
 
 
@@ -99,22 +91,22 @@ def _fmt(vals: pd.Series, n: int, scale: float, digits: int) -> str:
 
 
 def cell_table(df: pd.DataFrame, rows: list[str], metrics, horizons: list[str],
-               show_n: bool = True, digits: int = 2) -> tuple[list[str], list[tuple], list[list[str]]]:
+               show_n: bool = True) -> tuple[list[str], list[tuple], list[list[str]]]:
     """(row labels, header groups [(horizon, [headers])], cells) for `rows` of df["row"]."""
-    cols = ([("n", "n", False)] if show_n else []) + list(metrics)
-    groups = [(h, [c[1] for c in cols]) for h in horizons]
+    cols = ([metric("n")] if show_n else []) + list(metrics)
+    groups = [(h, [c.label for c in cols]) for h in horizons]
     cells = []
     for r in rows:
         line = []
         for h in horizons:
             sub = df[(df["row"] == r) & (df["horizon"] == h)]
-            for col, _, x100 in cols:
-                if col == "n":
+            for c in cols:
+                if c.name == "n":
                     line.append(str(len(sub)) if len(sub) else MISSING)
-                elif col not in sub.columns:
+                elif c.name not in sub.columns:
                     line.append(MISSING)
                 else:
-                    line.append(_fmt(sub[col], len(sub), 100.0 if x100 else 1.0, digits))
+                    line.append(_fmt(sub[c.name], len(sub), c.scale, c.digits))
         cells.append(line)
     return rows, groups, cells
 
@@ -174,8 +166,9 @@ def _note(df: pd.DataFrame, extra: str = "") -> str:
 
 VBENCH_NOTE = (" VBench-Long (long_custom_input, 2-s clips). Semantic and Total need VBench's nine "
                "semantic dimensions, which custom prompts cannot score: — there. Drifts: imaging "
-               "quality first minus last (x100): 5s = first vs last 5 s (clips weighted by overlap), "
-               "clip = first vs last 2-s clip, 15% = first vs last 15 % of the video.")
+               "quality first minus last (x100): "
+               + ", ".join(f"{m.label} = {m.description}" for m in MAIN_VBENCH
+                           if m.kind == "drift" and not m.name.endswith("_abs")) + ".")
 
 
 def scored_groups(df: pd.DataFrame):
@@ -216,7 +209,7 @@ def main_tables(df: pd.DataFrame, out_dir: Path, baseline: str | None = None,
                 f"share a process and so its peak: use experiments/bench_cache.py for memory). "
                 f"Runs: {g['run_dir'].nunique()}.")
         written += write_table(out_dir, f"cost_{bb}", cell_table(g, row_order(g["row"]), COST,
-                                                               _horizons(g), digits=1), "cache", note)
+                                                               _horizons(g)), "cache", note)
     return written
 
 

@@ -105,7 +105,7 @@ def test_vbench_paper_table_and_contrasts_from_run_dirs(tmp_path, capsys):
     window = next(l for l in md.splitlines() if l.startswith("| window"))
     assert "—" in window and "semantic dimensions" in md
     tex = (tmp_path / "t" / "main_self_forcing_vbench_long.tex").read_text()
-    assert r"\begin{tabular}" in tex and r"\multicolumn{8}{c}{60s}" in tex
+    assert r"\begin{tabular}" in tex and r"\multicolumn{9}{c}{60s}" in tex      # n + 8 columns (drift_10s too)
     con = (tmp_path / "t" / "contrasts_self_forcing_vbench_long.md").read_text()
     line = next(l for l in con.splitlines() if l.startswith("| tether vs window"))
     cells = [c.strip() for c in line.split("|")[1:-1]]

@@ -52,6 +52,21 @@ def test_each_drift_definition_by_hand():
     assert improving["drift_5s"] == pytest.approx(100 * (2.9 / 5 - 4.6 / 5))      # 0.58 - 0.92
 
 
+def test_drift_10s_is_first_minus_last_five_clips_by_hand():
+    # 24 s, twelve 2-s clips 1.0, 0.95, ..., 0.45: (1.0 + .95 + .9 + .85 + .8) / 5 = 0.9 and
+    # (.65 + .6 + .55 + .5 + .45) / 5 = 0.55 -> 35; the middle clips 0.75 and 0.7 are in neither end
+    d = scores.drifts(_clips([1.0 - 0.05 * i for i in range(12)]), 24.0)
+    assert d["drift_10s"] == pytest.approx(35.0)
+    # a NaN clip is skipped: the ends are the first and last five scored clips
+    gap = scores.drifts(_clips([0.9, math.nan, 0.9, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.4]), 22.0)
+    assert gap["drift_10s"] == pytest.approx(100 * (0.9 - 2.4 / 5))        # 0.9 - 0.48 -> 42
+    assert math.isnan(scores.drifts(_clips([0.9] * 9), 18.0)["drift_10s"])   # under ten clips
+    clips = [ClipScores(i, 2.0 * i, 2.0 * i + 2, {**QUALITY_DIMS, "imaging_quality": 0.9 - 0.05 * i})
+             for i in range(10)]
+    m = VideoScores("vbench_long", "v0", "p", clips, quality_drift=0.0).metrics()
+    assert m["drift_10s"] == pytest.approx(25.0) and m["drift_10s_abs"] == pytest.approx(25.0)
+
+
 def test_drift_needs_two_distinct_ends():
     short = scores.drifts(_clips([0.9, 0.5, 0.4]), 6.0)
     assert math.isnan(short["drift_5s"]) and short["drift_clip"] == pytest.approx(50.0)

@@ -15,15 +15,10 @@ from pathlib import Path
 from typing import Iterable
 
 from . import scores
+# DIMENSIONS: the six every evaluator scores; OPTIONAL_DIMENSIONS: scored only by some (VBench:
+# temporal flickering with its static filter; the semantic ones in its standard-prompt modes).
+from .metrics import DIMENSIONS, OPTIONAL_DIMENSIONS
 
-DIMENSIONS = ("subject_consistency", "background_consistency", "motion_smoothness",
-              "dynamic_degree", "aesthetic_quality", "imaging_quality")
-# Scored only by some evaluators (VBench: temporal flickering with its static filter; the
-# semantic dimensions only in its standard-prompt modes).
-OPTIONAL_DIMENSIONS = ("temporal_flickering", "object_class", "multiple_objects", "human_action",
-                       "color", "spatial_relationship", "scene", "appearance_style",
-                       "temporal_style", "overall_consistency")
-DIMENSION_RANGES = {d: (0.0, 1.0) for d in DIMENSIONS + OPTIONAL_DIMENSIONS}
 CLIP_SECONDS = 2.0          # VBench-Long long_custom_input clip length
 DRIFT_SECONDS = 5.0         # quality drift window at each end of the video
 REVISIT_GAP_BINS = ((22, 56), (57, 112), (113, 224), (225, 448), (449, 10 ** 9))  # toy frames
@@ -122,12 +117,14 @@ class VideoScores:
         return out
 
     def validate(self) -> None:
+        known = set(DIMENSIONS) | set(OPTIONAL_DIMENSIONS)
         where = [(f"clip {c.index}", c.scores) for c in self.clips] + [("video", self.video_scores)]
         for name, row in where:
             for d, v in row.items():
-                lo, hi = DIMENSION_RANGES[d]
-                if not (math.isnan(v) or lo <= v <= hi):
-                    raise ValueError(f"{self.evaluator}/{self.video} {name}: {d}={v} outside [{lo}, {hi}]")
+                if d not in known:
+                    raise ValueError(f"{self.evaluator}/{self.video} {name}: {d} is not a dimension")
+                if not (math.isnan(v) or 0.0 <= v <= 1.0):
+                    raise ValueError(f"{self.evaluator}/{self.video} {name}: {d}={v} outside [0, 1]")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -3,7 +3,8 @@
 Normalisation follows VBench `scripts/constant.py` (`NORMALIZE_DIC`, `DIM_WEIGHT`) and
 `scripts/cal_final_score.py` (Vchitect/VBench@45e79ec): each dimension in [0, 1] is mapped to
 (x - min) / (max - min) and weighted (dynamic degree 0.5, all others 1); Quality and Semantic are
-the weighted means over their lists and Total = (4 Quality + 1 Semantic) / 5.
+the weighted means over their lists and Total = (4 Quality + 1 Semantic) / 5. The constants live
+in the metric table (eval/metrics.py).
 
 Deliberate deviation: VBench's Quality needs all 7 quality dimensions, but VBench's custom-prompt
 mode (our videos) cannot score temporal flickering without its static filter, and no custom mode
@@ -15,6 +16,8 @@ Drift (x100, signed = first minus last, positive = got worse), one name per defi
 - `drift_5s`:   imaging quality of the first 5 s vs the last 5 s (Rolling Forcing, TetherCache).
                 From 2-s clips each clip counts by its overlap with the window (clip 3 of a 5-s
                 window counts half); an evaluator with per-frame scores (toy) reports it exactly.
+- `drift_10s`:  first vs last five 2-s clips, a 10-s window at each end (as some published
+                tables define drift); the clips themselves, each counted once.
 - `drift_clip`: first vs last 2-s clip (commit-forcing's reading of TetherCache's metric).
 - `drift_15pct`: first vs last 15 % of the video, clips weighted by overlap (HeliosBench).
 """
@@ -23,29 +26,10 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-# VBench scripts/constant.py NORMALIZE_DIC, in our dimension names.
-NORMALIZE = {
-    "subject_consistency": (0.1462, 1.0), "background_consistency": (0.2615, 1.0),
-    "temporal_flickering": (0.6293, 1.0), "motion_smoothness": (0.706, 0.9975),
-    "dynamic_degree": (0.0, 1.0), "aesthetic_quality": (0.0, 1.0), "imaging_quality": (0.0, 1.0),
-    "object_class": (0.0, 1.0), "multiple_objects": (0.0, 1.0), "human_action": (0.0, 1.0),
-    "color": (0.0, 1.0), "spatial_relationship": (0.0, 1.0), "scene": (0.0, 0.8222),
-    "appearance_style": (0.0009, 0.2855), "temporal_style": (0.0, 0.364),
-    "overall_consistency": (0.0, 0.364),
-}
-DIM_WEIGHT = {"dynamic_degree": 0.5}
-QUALITY_LIST = ("subject_consistency", "background_consistency", "temporal_flickering",
-                "motion_smoothness", "aesthetic_quality", "imaging_quality", "dynamic_degree")
-SEMANTIC_LIST = ("object_class", "multiple_objects", "human_action", "color",
-                 "spatial_relationship", "scene", "appearance_style", "temporal_style",
-                 "overall_consistency")
-QUALITY_WEIGHT, SEMANTIC_WEIGHT = 4.0, 1.0
+from .metrics import METRICS, QUALITY_LIST, SEMANTIC_LIST
 
-DRIFT_DEFINITIONS = {
-    "drift_5s": "imaging quality, first 5 s minus last 5 s (x100)",
-    "drift_clip": "imaging quality, first minus last 2-s clip (x100)",
-    "drift_15pct": "imaging quality, first 15 % minus last 15 % of the video (x100)",
-}
+QUALITY_WEIGHT, SEMANTIC_WEIGHT = 4.0, 1.0
+CLIPS_10S = 5               # drift_10s: 2-s clips at each end
 
 
 def _finite(x) -> bool:
@@ -53,12 +37,13 @@ def _finite(x) -> bool:
 
 
 def normalized(dim: str, score: float) -> float:
-    lo, hi = NORMALIZE[dim]
+    """VBench's min-max normalisation (`NORMALIZE_DIC`); works on arrays and Series too."""
+    lo, hi = METRICS[dim].normalize
     return (score - lo) / (hi - lo)
 
 
 def _weighted_mean(scores: Mapping[str, float], dims: Sequence[str]) -> float:
-    w = {d: DIM_WEIGHT.get(d, 1.0) for d in dims}
+    w = {d: METRICS[d].weight for d in dims}
     return sum(w[d] * normalized(d, scores[d]) for d in dims) / sum(w.values())
 
 
@@ -113,6 +98,9 @@ def drifts(clips: Sequence[tuple[float, float, float]], duration: float,
                                  - window_mean(clips, duration - window_s, duration))
     else:
         out["drift_5s"] = math.nan
+    k = CLIPS_10S
+    out["drift_10s"] = (100 * (sum(c[2] for c in finite[:k]) - sum(c[2] for c in finite[-k:])) / k
+                        if len(finite) >= 2 * k else math.nan)
     out["drift_clip"] = 100 * (finite[0][2] - finite[-1][2]) if len(finite) >= 2 else math.nan
     f = fraction * duration
     out["drift_15pct"] = (100 * (window_mean(clips, 0, f) - window_mean(clips, duration - f, duration))

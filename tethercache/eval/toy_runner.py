@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..horizons import HORIZON_FRAMES
 from ..toyworld.world import DEFAULT_CONFIG, TOY_FPS, ToyWorld, world_config
 from .frame_evaluator import FrameEvaluator
 from .registry import register
 from .rundir import atomic
 from .schema import CLIP_SECONDS, VideoScores, summarize_videos, write_clip_csv
 from .toy import ToyEvaluator
-
-HORIZON_FRAMES = {"5s": 21, "30s": 120, "60s": 240, "240s": 960}
 
 
 @register("toy")

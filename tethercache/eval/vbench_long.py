@@ -41,13 +41,17 @@ from pathlib import Path
 from ..errors import ConfigError
 from .registry import register
 from .rundir import atomic
-from .schema import CLIP_SECONDS, DIMENSIONS, ClipScores, VideoScores, summarize_videos, write_clip_csv
+from .metrics import FILTERED_DIMENSIONS, LONG_CUSTOM_DIMENSIONS, METRICS
+from .schema import CLIP_SECONDS, ClipScores, VideoScores, summarize_videos, write_clip_csv
 from .scores import drifts
 from .video_checks import scan_mp4
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("vbench_probe.py")
-LONG_CUSTOM_DIMENSIONS = (*DIMENSIONS, "temporal_flickering")   # what long_custom_input can score
+# LONG_CUSTOM_DIMENSIONS (eval/metrics.py): what long_custom_input can score. FILTERED_DIMENSIONS:
+# VBench's static filter drops static clips before scoring temporal flickering, so its clips may
+# be missing by design (NaN there; a fully static video has no flickering score).
+
 # Files under VBENCH_CACHE_DIR that vbench/utils.py init_submodules (local=True) would otherwise
 # wget / git clone, per dimension; "torch/..." is our TORCH_HOME (DINO's hubconf fetches there).
 WEIGHTS = {
@@ -63,9 +67,6 @@ WEIGHTS = {
 # --dev_flag clip-to-clip extractors: DINOv2 through torch.hub (subject), DreamSim (background).
 SLOW_FAST_WEIGHTS = ["torch/hub/facebookresearch_dinov2_main/hubconf.py",
                      "torch/hub/checkpoints/dinov2_vitb14_pretrain.pth"]
-# VBench's static filter drops static clips before scoring temporal flickering: its clips may be
-# missing by design (NaN there; a fully static video has no flickering score).
-FILTERED = ("temporal_flickering",)
 SLOW_FAST_CONFIGS = ("slow_fast_params.yaml", "subject_mapping_table.yaml", "background_mapping_table.yaml")
 
 
@@ -163,7 +164,7 @@ class VBenchLongEvaluator:
                "--background_mapping_file_path", str(slow_fast / "background_mapping_table.yaml")]
         if self.slow_fast:
             cmd.append("--dev_flag")
-        if "temporal_flickering" in self.dimensions:
+        if set(self.dimensions) & set(FILTERED_DIMENSIONS):
             cmd.append("--static_filter_flag")
         return cmd
 
@@ -301,7 +302,7 @@ def parse_results(data, dims: list[str], timing: dict[str, tuple[int, float]],
         entry = data[dim]
         if not isinstance(entry, list) or len(entry) not in (2, 3) or not isinstance(entry[1], list):
             raise CorruptResults(f"{source}: {dim}: expected [overall, details(, per-video)]")
-        scale = 100.0 if dim == "imaging_quality" else 1.0    # VBench divides only the overall by 100
+        scale = METRICS[dim].raw_scale      # imaging quality: clips 0-100, only the overall /100
         # [overall, clip details, per-clip "averages"] or, for subject/background consistency,
         # [overall, fused in-clip + clip-to-clip entries]: entry[1] holds the scores either way.
         try:
@@ -321,7 +322,7 @@ def parse_results(data, dims: list[str], timing: dict[str, tuple[int, float]],
         spans = clip_spans(n, fps)
         lacking = []
         for dim in dims:
-            if dim in video_vals[vid] or dim in FILTERED:
+            if dim in video_vals[vid] or dim in FILTERED_DIMENSIONS:
                 continue
             if set(clip_vals[vid].get(dim, {})) != set(range(len(spans))):
                 have = len(clip_vals[vid].get(dim, {}))
