@@ -7,7 +7,8 @@ chunk, as Self-Forcing does, or re-noised to that level first (`context_renoise`
 `kind: euler` integrates the flow ODE instead (optionally with restarts), for models that are
 not few-step distilled (the toy). Noise comes from a `NoiseSource`: by default one seeded CPU
 generator, so the same seed gives bitwise-equal latents on CPU whatever the device; or given
-tensors (another codebase's draws), used in order.
+tensors (another codebase's draws), used in order. Each chunk goes through the session's
+`drive_chunk` (the chunk protocol: place, denoising passes, committing clean pass, timeline).
 """
 from __future__ import annotations
 
@@ -207,6 +208,8 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
             x = x + (s_next - s) * run(x, s)
         return x
 
+    shape = (batch, latent_shape[0], n_in, latent_shape[1], latent_shape[2])
+
     def denoise(x):
         """The chunk's denoising passes from noise x: its clean latents x0."""
         if sampler.kind == "euler":
@@ -227,7 +230,6 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
             x0 = add_noise(x0, noise.renoise(shape).to(device), ctx_sigma)
         run(x0, ctx_sigma)
 
-    shape = (batch, latent_shape[0], n_in, latent_shape[1], latent_shape[2])
     for start in tqdm(range(0, n_frames, chunk), disable=not progress, unit="chunk",
                       desc="generate"):
         frame_ids = torch.arange(start, start + chunk)
