@@ -59,6 +59,10 @@ def record_timeline(path, code, chunks=8):
     return path
 
 
+def colour_of(name):
+    return next(r.color for r in REGIONS if r.name == name)
+
+
 def drawn(fig):
     """(legend labels, {label: colours drawn with that label})."""
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -73,7 +77,7 @@ def test_the_timeline_saves_the_region_table(ema, tmp_path):
     tl = np.load(record_timeline(tmp_path / "t.npz", ema))
     assert (tl["regions"] == ema).any()
     table = dict(zip(tl["region_names"].tolist(), tl["region_colors"].tolist()))
-    assert table["ema"] == EMA_COLOR and table["memory"] == REGIONS[2].color
+    assert table["ema"] == EMA_COLOR and table["memory"] == colour_of("memory")
     assert tl["region_codes"].tolist() == list(range(len(REGIONS)))
 
 
@@ -82,7 +86,7 @@ def test_plot_memory_draws_an_added_region(ema, tmp_path):
     labels, colours = drawn(fig)
     assert labels == ["recent", "ema"]
     assert colours["ema"] == {EMA_COLOR}
-    assert colours["recent"] == {next(r.color for r in REGIONS if r.name == "recent")}
+    assert colours["recent"] == {colour_of("recent")}
     assert plot_memory(tmp_path / "t.npz", tmp_path / "t.png").stat().st_size > 0
 
 
