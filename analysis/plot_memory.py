@@ -3,10 +3,12 @@
     python analysis/plot_memory.py outputs/runs/.../timelines/p000s0.npz [--out memory.png] [--layers 0 5]
 
 x = the last generated latent frame when the chunk was committed, y = global frame id held;
-each mark is one cached frame, coloured by region (sink / memory / recent). The dashed diagonal
-is the generation front: recent sits on it, the sink is a flat band at the bottom, and memory
-shows which past frames a policy keeps (for `tether`: what GRAB recalls and for how long).
-`plot_memory(timeline_path, out_path, layers=None)` is the importable entry point.
+each mark is one cached frame, coloured by region (sink / memory / recent / any region a policy
+added: names and colours come from the region table, the timeline's own for codes this process
+does not know). The dashed diagonal is the generation front: recent sits on it, the sink is a
+flat band at the bottom, and memory shows which past frames a policy keeps (for `tether`: what
+GRAB recalls and for how long). `plot_memory(timeline_path, out_path, layers=None)` is the
+importable entry point; `memory_figure` returns the figure unsaved.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from tethercache.cache.storage import MEMORY, RECENT, SINK  # noqa: E402
+from tethercache.cache.protocol import EMPTY, Region  # noqa: E402
+from tethercache.cache.session import timeline_regions  # noqa: E402
 
-STYLE = {SINK: ("sink", "#d62728"), MEMORY: ("memory", "#1f77b4"), RECENT: ("recent", "#2ca02c")}
 MAX_DEFAULT_PANELS = 8
 
 
@@ -44,10 +46,13 @@ def _admissions(stats: list, layer: int) -> int | None:
         return None
 
 
-def plot_memory(timeline_path, out_path, layers: list[int] | None = None) -> Path:
-    """Render the timeline at `timeline_path` (.npz from CacheSession.save_timeline) to a PNG."""
+def memory_figure(timeline_path, layers: list[int] | None = None):
+    """The figure of the timeline at `timeline_path` (.npz from CacheSession.save_timeline)."""
     tl = np.load(timeline_path)
     frames, regions = tl["frames"], tl["regions"]            # [chunks, layers, slots]
+    table = timeline_regions(tl)
+    held = np.unique(regions[frames >= 0])         # codes in neither table (corrupt file): grey
+    style = [table.get(int(c), Region(int(c), f"region {c}", "0.5")) for c in held if c != EMPTY]
     stats = json.loads(str(tl["stats_json"])) if "stats_json" in tl else []
     n_chunks, n_layers, _ = frames.shape
     layers = default_layers(n_layers) if not layers else list(layers)
@@ -66,11 +71,11 @@ def plot_memory(timeline_path, out_path, layers: list[int] | None = None) -> Pat
     for ax, layer in zip(axes.flat, layers):
         f, r = frames[:, layer], regions[:, layer]
         x = np.broadcast_to(front[:, None], f.shape)
-        for code, (label, color) in STYLE.items():
-            m = (r == code) & (f >= 0)
+        for region in style:
+            m = (r == region.code) & (f >= 0)
             if m.any():
-                ax.scatter(x[m], f[m], s=tick ** 2, c=color, marker="_", linewidths=1.0,
-                           label=label, rasterized=True)
+                ax.scatter(x[m], f[m], s=tick ** 2, c=region.color, marker="_", linewidths=1.0,
+                           label=region.name, rasterized=True)
         ax.plot([0, front.max()], [0, front.max()], ls="--", lw=0.6, c="0.6")
         n_adm = _admissions(stats, layer)
         ax.set_title(f"layer {layer}" + (f"  ({n_adm} admissions)" if n_adm else ""), fontsize=9)
@@ -81,12 +86,22 @@ def plot_memory(timeline_path, out_path, layers: list[int] | None = None) -> Pat
         ax.set_xlabel("generated latent frames (chunk end)")
     for ax in axes[:, 0]:
         ax.set_ylabel("frame id held")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=3, markerscale=max(1.0, 12 / tick),
-               frameon=False)
+    legend = {}                               # every region drawn in any panel, in code order
+    for ax in axes.flat:
+        handles, names = ax.get_legend_handles_labels()
+        legend.update(zip(names, handles))
+    labels = [r.name for r in style if r.name in legend]
+    fig.legend([legend[n] for n in labels], labels, loc="upper right", ncol=max(len(labels), 1),
+               markerscale=max(1.0, 12 / tick), frameon=False)
     fig.suptitle(f"cache contents over time: {Path(timeline_path).name}", x=0.02, ha="left",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+def plot_memory(timeline_path, out_path, layers: list[int] | None = None) -> Path:
+    """Render the timeline at `timeline_path` (.npz from CacheSession.save_timeline) to a PNG."""
+    fig = memory_figure(timeline_path, layers)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=130)

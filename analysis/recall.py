@@ -13,6 +13,7 @@ closest to the chunk's mean pose (ties: the most recent, as cache/oracle.py pick
 
 Warm-up chunks (no memory yet, or a pool no bigger than M: nothing to choose) are skipped. Poses
 come from the toy world (prompt, seed) of each sample, so runs of non-toy prompts are skipped.
+The sink / memory / recent codes are looked up by name in the timeline's region table.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tethercache.cache.storage import MEMORY, RECENT, SINK
+from tethercache.cache.protocol import REGIONS
+from tethercache.cache.session import timeline_regions
 
 
 def oracle_set(pool: np.ndarray, poses: np.ndarray, chunk_ids: np.ndarray, m: int) -> np.ndarray:
@@ -35,11 +37,13 @@ def oracle_set(pool: np.ndarray, poses: np.ndarray, chunk_ids: np.ndarray, m: in
 
 
 def timeline_recall(frames: np.ndarray, regions: np.ndarray, chunk_start: np.ndarray,
-                    poses: np.ndarray) -> pd.DataFrame:
+                    poses: np.ndarray, table=None) -> pd.DataFrame:
     """Rows (chunk, layer, m, recall, recall_tie) for every non-warm-up chunk and layer.
 
     frames/regions: [chunks, layers, slots] as saved by CacheSession.save_timeline; poses: one
-    camera pose per global frame id."""
+    camera pose per global frame id; table: the timeline's regions (code -> Region, default this
+    process's table)."""
+    code = {r.name: r.code for r in (table.values() if table else REGIONS)}
     poses = np.asarray(poses, dtype=float)
     n_chunks, n_layers, _ = frames.shape
     chunk = int(chunk_start[1] - chunk_start[0]) if n_chunks > 1 else int(frames[0].max()) + 1
@@ -48,10 +52,10 @@ def timeline_recall(frames: np.ndarray, regions: np.ndarray, chunk_start: np.nda
         seen_recent, sinks = set(), set()
         for c in range(n_chunks):
             f, r = frames[c, layer], regions[c, layer]
-            recent = set(f[r == RECENT].tolist())
+            recent = set(f[r == code["recent"]].tolist())
             seen_recent |= recent
-            sinks |= set(f[r == SINK].tolist())
-            memory = f[r == MEMORY]
+            sinks |= set(f[r == code["sink"]].tolist())
+            memory = f[r == code["memory"]]
             pool = np.array(sorted(seen_recent - recent - sinks), dtype=np.int64)
             m = len(memory)
             if m == 0 or len(pool) <= m:
@@ -83,7 +87,8 @@ def run_recall(run_dir: Path, report=None) -> pd.DataFrame:
             print(f"{run_dir}: {s['id']}: no camera poses ({e}), skipped", file=report or sys.stderr)
             continue
         tl = np.load(tl_path)
-        per = timeline_recall(tl["frames"], tl["regions"], tl["chunk_start"], poses)
+        per = timeline_recall(tl["frames"], tl["regions"], tl["chunk_start"], poses,
+                              timeline_regions(tl))
         if per.empty:
             print(f"{run_dir}: {s['id']}: no memory region after warm-up ({preset}), skipped",
                   file=report or sys.stderr)

@@ -33,15 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device: str) -> dict:
     """One generation, timed per chunk (wall and process CPU time). Runs against whichever
     `tethercache` is on PYTHONPATH and the configs under $BENCH_CONF_ROOT (a baseline checkout
-    uses its own), so it speaks both the current and the pre-issue-14 session API."""
-    import inspect
-
+    uses its own): the rollout run.py makes (`tethercache.rollout`, the toy's real start chunk
+    included), or, for a baseline from before it, that code's own session and loop."""
     import torch
     from hydra import compose, initialize_config_dir
 
-    from tethercache.cache import CacheSession
     from tethercache.runner import validate
-    from tethercache.sampling import generate
     try:
         from tethercache.backbone import build_backbone
     except ImportError:                                  # before issue 14
@@ -57,33 +54,25 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
     if cfg.backbone.get("threads"):
         torch.set_num_threads(int(cfg.backbone.threads))
     bb = build_backbone(cfg.backbone, plan.device)
-    m, c = bb.model, bb.model.config
     prompt = plan.prompts[0]
     prompt = prompt[1] if isinstance(prompt, tuple) else prompt    # (suite index, text) since issue 10
-    poses = bb.pose_fn(prompt, 0, plan.horizon) if bb.pose_fn else None
-    geometry = ({"grid": bb.grid} if "grid" in inspect.signature(CacheSession).parameters
-                else {"tokens_per_frame": bb.tokens_per_frame})
-    session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon, **geometry,
-                           heads=c.heads, head_dim=c.head_dim, dtype=m.dtype, device=plan.device,
-                           rope_max=c.rope_max_positions, record=False, poses=poses)
-    text = m.text_kv(bb.text_encoder.encode([prompt]).to(plan.device))
+    session, it = _rollout(bb, plan, prompt)
     cuda = plan.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     rss0 = _rss_mb()
-    times, cpu = [], []
+    times, cpu, first = [], [], None
     with torch.no_grad():
-        it = generate(m, text, session, n_frames=plan.horizon, chunk=bb.chunk,
-                      latent_shape=bb.latent_shape, seed=0, sampler=bb.sampler, poses=poses,
-                      progress=False, device=plan.device)
         while True:
             t0, c0 = time.perf_counter(), time.process_time()
-            if next(it, None) is None:
+            latents = next(it, None)
+            if latents is None:
                 break
             if cuda:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
+            first = latents if first is None else first
     import resource
     steady, steady_cpu = times[len(times) // 4:], cpu[len(cpu) // 4:]   # skip warm-up (filling)
     out = {"policy": spec, "horizon": horizon, "chunks": len(times),
@@ -94,10 +83,49 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
            "kv_cache_mb": session.cache.nbytes / 2**20,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "gen_rss_growth_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0,
-           "threads": torch.get_num_threads()}
+           "threads": torch.get_num_threads(),
+           # the toy's rollout starts from the world's real first chunk, as run.py's does
+           "start_chunk_is_real": _is_start_chunk(bb, prompt, first)}
     if cuda:
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
+
+
+def _rollout(bb, plan, prompt: str):
+    """(session, chunk iterator) of seed 0's rollout of `prompt`."""
+    try:
+        from tethercache.rollout import rollout
+    except ImportError:                        # a baseline revision from before tethercache.rollout
+        return _legacy_rollout(bb, plan, prompt)
+    return rollout(bb, plan.policy, prompt, 0, horizon=plan.horizon, device=plan.device, record=False)
+
+
+def _legacy_rollout(bb, plan, prompt: str):
+    """How the bench rolled out before tethercache.rollout (no start chunk), for baselines."""
+    import inspect
+
+    from tethercache.cache import CacheSession
+    from tethercache.sampling import generate
+    m, c = bb.model, bb.model.config
+    poses = bb.pose_fn(prompt, 0, plan.horizon) if bb.pose_fn else None
+    geometry = ({"grid": bb.grid} if "grid" in inspect.signature(CacheSession).parameters
+                else {"tokens_per_frame": bb.tokens_per_frame})
+    session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon, **geometry,
+                           heads=c.heads, head_dim=c.head_dim, dtype=m.dtype, device=plan.device,
+                           rope_max=c.rope_max_positions, record=False, poses=poses)
+    text = m.text_kv(bb.text_encoder.encode([prompt]).to(plan.device))
+    return session, generate(m, text, session, n_frames=plan.horizon, chunk=bb.chunk,
+                             latent_shape=bb.latent_shape, seed=0, sampler=bb.sampler, poses=poses,
+                             progress=False, device=plan.device)
+
+
+def _is_start_chunk(bb, prompt: str, first) -> bool | None:
+    """Whether the first chunk is the backbone's real start chunk; None: it has none."""
+    start = getattr(bb, "start_latents", lambda *a: None)(prompt, 0)
+    if start is None:
+        return None
+    import torch
+    return torch.equal(first.cpu(), start[:, :, :first.shape[2]].cpu())
 
 
 def _spec(spec: str) -> tuple[str, list[str]]:
@@ -174,6 +202,10 @@ def report(results, a) -> None:
            for k, v in results.items()}
     print(f"backbone={a.backbone} device={a.device} repeats={a.repeats} overrides={a.set} "
           f"baseline={a.baseline}")
+    real = [r["start_chunk_is_real"] for k, v in results.items() if k[2] == "now" for r in v]
+    print("first chunk: " + ("generated (the backbone has no start chunk)" if real[0] is None else
+                             "the real start chunk (= Backbone.start_latents, as in run.py)"
+                             if all(real) else "NOT the backbone's start chunk in some runs"))
     print(f"{'policy':28s} {'horizon':8s} {'ms/chunk':>9s} {'vs ' + base:>9s} {'KV MB':>9s} "
           f"{'KV vs ' + base:>10s} {'gen RSS+MB':>10s} {'peak RSS':>9s} "
           f"{'ms/chunk ' + a.horizons[-1] + '/' + a.horizons[0]:>20s}")

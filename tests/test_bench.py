@@ -18,3 +18,14 @@ def test_bench_cache_runs_and_token_budget_halves_kv_bytes(tmp_path):
     assert window["chunks"] == knorm["chunks"] == 7
     assert window["chunk_ms_median"] > 0 and knorm["chunk_cpu_ms_median"] > 0
     assert knorm["kv_cache_mb"] / window["kv_cache_mb"] == 0.5
+
+
+def test_bench_times_the_toy_rollout_from_its_real_start_chunk(tmp_path):
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "experiments/bench_cache.py", "--backbone", "toy",
+                        "--horizons", "5s", "--repeats", "1", "--policies", "window",
+                        "--json", str(out)],
+                       cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
+    (row,) = json.loads(out.read_text())
+    assert row["start_chunk_is_real"] is True
+    assert "first chunk: the real start chunk" in r.stdout

@@ -3,10 +3,11 @@ rolling index arithmetic, RoPE modes, no storage growth, and every registered po
 import pytest
 import torch
 
+from conftest import drive_attends
 from tethercache.cache import (EMPTY, MEMORY, POLICIES, RECENT, SINK, CacheSession,
                                build_policy)
 from tethercache.errors import ConfigError
-from tethercache.sampling import SamplerConfig, generate
+from tethercache.sampling import SamplerConfig
 
 C, T, H, D, LAYERS = 3, 2, 1, 4, 2
 
@@ -25,19 +26,12 @@ def session_for(policy, horizon=3000):
 
 def step(session, start, passes=2):
     """One chunk as the sampler drives it: denoising passes, then the committing clean pass."""
-    session.begin_chunk(torch.arange(start, start + C))
-    for p in range(passes + 1):
+    def qkv(p):
         # K/V encode (frame id, pass) so that we can check what ended up where
         kv = torch.arange(start, start + C, dtype=torch.float32).repeat_interleave(T)
         kv = (kv + p / 10)[None, :, None, None].expand(1, C * T, H, D)
-        q = torch.randn(1, C * T, H, D)
-        if p == passes:
-            with session.commit_pass():
-                out = [session.attend(l, q, kv, kv) for l in range(LAYERS)]
-        else:
-            out = [session.attend(l, q, kv, kv) for l in range(LAYERS)]
-    session.end_chunk()
-    return out
+        return [(torch.randn(1, C * T, H, D), kv, kv)] * LAYERS
+    return drive_attends(session, torch.arange(start, start + C), qkv, passes)[0]
 
 
 def self_forcing_reference(n_chunks, budget, sink):
@@ -167,21 +161,16 @@ def test_every_policy_keeps_its_budget_over_a_long_rollout(name):
             assert out[layer].k.shape[1] == len(frames) * T
 
 
-def test_relative_rope_runs_past_the_rope_table():
+def test_relative_rope_runs_past_the_rope_table(tiny_rollout):
     """1050 latent frames (> 1024 RoPE positions) with a relative window on the tiny model."""
     from conftest import perturbed_tiny
     m = perturbed_tiny(layers=1)
-    c = m.config
-    policy = build_policy({"name": "window", "budget": 9, "rope": "relative"})
     n = 1050
-    policy.validate(C, n, c.rope_max_positions)
-    s = CacheSession(policy, layers=c.layers, horizon=n, grid=(4, 4), heads=c.heads,
-                     head_dim=c.head_dim, record=False)
     text = m.text_kv(torch.randn(1, 4, 32))
     sampler = SamplerConfig(kind="euler", euler_steps=1)
-    with torch.no_grad():
-        chunks = list(generate(m, text, s, n_frames=n, chunk=C, latent_shape=(12, 8, 8), seed=0,
-                               sampler=sampler, progress=False))
+    latents, s = tiny_rollout(m, {"name": "window", "budget": 9, "rope": "relative"}, n, text,
+                              sampler=sampler, record=False)
+    chunks = latents.split(C, dim=2)
     assert len(chunks) == n // C and torch.isfinite(chunks[-1]).all()
     assert s.cache.frame_ids(0).tolist() == list(range(n - 9, n))
 

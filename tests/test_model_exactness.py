@@ -36,16 +36,13 @@ def test_per_frame_timesteps_match_per_token_diffusers(tiny_model):
 
 
 def chunkwise(model, x, text, t, policy, n_frames):
-    c = model.config
-    policy.validate(C, n_frames, c.rope_max_positions)
-    session = CacheSession(policy, layers=c.layers, horizon=n_frames,
-                           grid=(H // 2, W // 2), heads=c.heads,
-                           head_dim=c.head_dim)
+    """Each chunk in one pass: the chunk protocol with no denoising passes, then the clean pass."""
+    policy.validate(C, n_frames, model.config.rope_max_positions)
+    session = CacheSession.for_model(model, policy, grid=(H // 2, W // 2), horizon=n_frames)
     kv = model.text_kv(text)
-    outs = []
-    for s in range(0, n_frames, C):
-        session.begin_chunk(torch.arange(s, s + C))
-        outs.append(model(x[:, :, s:s + C], t[:, s:s + C], kv, cache=session))
+    outs = [session.drive_chunk(torch.arange(s, s + C), lambda: None,
+                                lambda _: model(x[:, :, s:s + C], t[:, s:s + C], kv, cache=session))[1]
+            for s in range(0, n_frames, C)]
     return torch.cat(outs, dim=2)
 
 

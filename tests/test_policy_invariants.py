@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import drive_attends
 from tethercache.cache import EMPTY, MEMORY, POLICIES, RECENT, SINK, CacheSession, build_policy
 
 C, GRID, H, D, LAYERS, HORIZON = 3, (2, 2), 2, 6, 2, 360
@@ -38,24 +39,12 @@ def rollout(policy, check=None):
     reads = []
     for j in range(HORIZON // C):
         frames = torch.arange(j * C, j * C + C)
-        s.begin_chunk(frames)
-        for p in range(3):
-            qkv = [torch.randn(3, 1, C * T, H, D, generator=gen) for _ in range(LAYERS)]
-            with s.commit_pass() if p == 2 else _nothing():
-                outs = [s.attend(l, *qkv[l]) for l in range(LAYERS)]
-        s.end_chunk()
+        outs, _ = drive_attends(s, frames, lambda p: [torch.randn(3, 1, C * T, H, D, generator=gen)
+                                                      for _ in range(LAYERS)])
         reads.append([(o.k.clone(), o.k_pos.clone(), o.q_pos.clone()) for o in outs])
         if check:
             check(s, j, frames, outs)
     return s, reads
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 CASES = [(name, rope) for name in sorted(POLICIES) for rope in ("absolute", "relative")]

@@ -51,24 +51,22 @@ def test_bad_sampler_config(kw, key):
         SamplerConfig(**kw).validate()
 
 
-def rollout(model, seed, sampler=None, n=12, policy="window"):
-    c = model.config
-    pol = build_policy({"name": policy, "budget": 6})
-    s = CacheSession(pol, layers=c.layers, horizon=n, grid=(4, 4), heads=c.heads,
-                     head_dim=c.head_dim)
-    text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
-    with torch.no_grad():
-        return torch.cat(list(generate(model, text, s, n_frames=n, chunk=3, latent_shape=(12, 8, 8),
-                                       seed=seed, sampler=sampler or SamplerConfig(), progress=False)), 2)
+@pytest.fixture
+def rollout(tiny_rollout):
+    def roll(model, seed, sampler=None, n=12, policy="window"):
+        text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
+        return tiny_rollout(model, {"name": policy, "budget": 6}, n, text, sampler=sampler,
+                            seed=seed)[0]
+    return roll
 
 
-def test_same_seed_is_bitwise_equal_and_seeds_differ(tiny_model):
+def test_same_seed_is_bitwise_equal_and_seeds_differ(tiny_model, rollout):
     a, b = rollout(tiny_model, 3), rollout(tiny_model, 3)
     assert torch.equal(a, b)
     assert not torch.allclose(a, rollout(tiny_model, 4))
 
 
-def test_context_noise_changes_the_cache_not_the_first_chunk(tiny_model):
+def test_context_noise_changes_the_cache_not_the_first_chunk(tiny_model, rollout):
     """Context noise only affects what is written to the cache (and draws after chunk 0)."""
     a = rollout(tiny_model, 0)
     b = rollout(tiny_model, 0, SamplerConfig(context_noise=100))
@@ -77,9 +75,8 @@ def test_context_noise_changes_the_cache_not_the_first_chunk(tiny_model):
 
 
 def test_generate_streams_one_chunk_per_yield(tiny_model):
-    c = tiny_model.config
-    s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
-                     grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
+    s = CacheSession.for_model(tiny_model, build_policy({"name": "window", "budget": 6}),
+                               grid=(4, 4), horizon=9)
     text = tiny_model.text_kv(torch.randn(1, 4, 32))
     it = generate(tiny_model, text, s, n_frames=9, chunk=3, latent_shape=(12, 8, 8), seed=0,
                   sampler=SamplerConfig(), progress=False)
@@ -90,26 +87,21 @@ def test_generate_streams_one_chunk_per_yield(tiny_model):
         assert len(list(it)) == 2
 
 
-def test_initial_latents_are_kept_and_condition_the_rest(tiny_model):
+def test_initial_latents_are_kept_and_condition_the_rest(tiny_model, tiny_rollout):
     """Video extension (Self-Forcing's initial_latent): given chunks are yielded unchanged and
     written to the cache by a clean pass; what follows depends on them."""
-    c = tiny_model.config
     text = tiny_model.text_kv(torch.randn(1, 4, 32))
 
     def run(initial):
-        s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers,
-                         horizon=9, grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
-        with torch.no_grad():
-            return torch.cat(list(generate(tiny_model, text, s, n_frames=9, chunk=3,
-                                           latent_shape=(12, 8, 8), seed=0, sampler=SamplerConfig(),
-                                           progress=False, initial=initial)), 2)
+        return tiny_rollout(tiny_model, {"name": "window", "budget": 6}, 9, text,
+                            initial=initial)[0]
     a, b = torch.randn(1, 12, 3, 8, 8), torch.randn(1, 12, 3, 8, 8)
     out_a, out_b = run(a), run(b)
     assert torch.equal(out_a[:, :, :3], a)
     assert not torch.allclose(out_a[:, :, 3:], out_b[:, :, 3:])
 
 
-def test_restart_renoises_the_finished_chunk_and_integrates_back(tiny_model):
+def test_restart_renoises_the_finished_chunk_and_integrates_back(tiny_model, rollout):
     """restarts=1: the chunk from the Euler schedule is re-noised to restart_sigma with the next
     draw of the seeded generator and integrated back to the schedule's last sigma, then to 0."""
     sampler = SamplerConfig(kind="euler", euler_steps=3, shift=1.0, sigma_min=0.1, restarts=1,
@@ -136,7 +128,7 @@ class Spy:
 
     def __init__(self, model):
         self.model, self.calls = model, []
-        self.config, self.text_kv = model.config, model.text_kv
+        self.config, self.text_kv, self.dtype = model.config, model.text_kv, model.dtype
 
     @property
     def device(self):
@@ -147,21 +139,18 @@ class Spy:
         return self.model(x, t, text, cache=cache)
 
 
-def run(model, n=9, sampler=None, noise=None, state_frames=0, policy=None):
-    c = model.config
-    s = CacheSession(build_policy(policy or {"name": "window", "budget": 6}), layers=c.layers,
-                     horizon=n, grid=(4, 4), heads=c.heads, head_dim=c.head_dim,
-                     state_frames=state_frames)
-    text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
-    with torch.no_grad():
-        out = list(generate(model, text, s, n_frames=n, chunk=3, latent_shape=(12, 8, 8), seed=0,
-                            sampler=sampler or SamplerConfig(), progress=False, noise=noise,
-                            state_frames=state_frames))
-    return torch.cat(out, 2), s, text
+@pytest.fixture
+def run(tiny_rollout):
+    def roll(model, n=9, sampler=None, noise=None, state_frames=0, policy=None):
+        text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9)))
+        out, s = tiny_rollout(model, policy or {"name": "window", "budget": 6}, n, text,
+                              sampler=sampler, noise=noise, state_frames=state_frames)
+        return out, s, text
+    return roll
 
 
 @pytest.mark.parametrize("renoise", [False, True])
-def test_context_pass_clean_chunk_or_renoised(tiny_model, renoise):
+def test_context_pass_clean_chunk_or_renoised(tiny_model, renoise, run):
     """Self-Forcing (default): the clean chunk at timestep context_noise; context_renoise=true:
     re-noised to that level with one more draw first."""
     spy = Spy(tiny_model)
@@ -180,7 +169,7 @@ def test_context_pass_clean_chunk_or_renoised(tiny_model, renoise):
             assert torch.equal(x, x0)
 
 
-def test_given_noise_reproduces_an_external_loop_exactly(tiny_model):
+def test_given_noise_reproduces_an_external_loop_exactly(tiny_model, run):
     """An external script's noise (initial + re-noising draws) through the injection seam gives
     exactly the latents that script's own Self-Forcing loop produces."""
     g = torch.Generator().manual_seed(123)
@@ -189,22 +178,22 @@ def test_given_noise_reproduces_an_external_loop_exactly(tiny_model):
     initial = [torch.randn(shape, generator=g) for _ in range(3)]
     renoise = [torch.randn(shape, generator=g) for _ in range(3 * (len(sigmas) - 1))]
     out, _, text = run(tiny_model, noise=GivenNoise(initial, renoise))
-    # the external loop, written out by hand on a fresh session
-    c = tiny_model.config
-    s = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
-                     grid=(4, 4), heads=c.heads, head_dim=c.head_dim)
+    # the external loop, written out by hand on a fresh session (its chunk protocol is the session's)
+    s = CacheSession.for_model(tiny_model, build_policy({"name": "window", "budget": 6}),
+                               grid=(4, 4), horizon=9)
     draws = iter(renoise)
+
+    def denoise(x):
+        for i, sig in enumerate(sigmas):
+            flow = tiny_model(x, torch.full((1, 3), sig * 1000), text, cache=s).float()
+            x0 = flow_to_x0(x, flow, sig)
+            if i + 1 < len(sigmas):
+                x = add_noise(x0, next(draws), sigmas[i + 1])
+        return x0
     with torch.no_grad():
         for j in range(3):
-            s.begin_chunk(torch.arange(3 * j, 3 * j + 3))
-            x = initial[j]
-            for i, sig in enumerate(sigmas):
-                flow = tiny_model(x, torch.full((1, 3), sig * 1000), text, cache=s).float()
-                x0 = flow_to_x0(x, flow, sig)
-                if i + 1 < len(sigmas):
-                    x = add_noise(x0, next(draws), sigmas[i + 1])
-            with s.commit_pass():
-                tiny_model(x0, torch.zeros(1, 3), text, cache=s)
+            x0, _ = s.drive_chunk(torch.arange(3 * j, 3 * j + 3), lambda: denoise(initial[j]),
+                                  lambda x0: tiny_model(x0, torch.zeros(1, 3), text, cache=s))
             assert torch.equal(out[:, :, 3 * j:3 * j + 3], x0)
     # recorded seeded draws replay bitwise; wrong shapes and counts are named errors
     rec = SeededNoise(5, record=True)
@@ -219,7 +208,7 @@ def test_given_noise_reproduces_an_external_loop_exactly(tiny_model):
         run(tiny_model, noise=GivenNoise(initial, renoise + renoise[:1]))
 
 
-def test_state_frames_are_denoised_every_chunk_cached_and_never_yielded(tiny_model):
+def test_state_frames_are_denoised_every_chunk_cached_and_never_yielded(tiny_model, run):
     spy = Spy(tiny_model)
     out, s, _ = run(spy, n=12, state_frames=1)
     assert out.shape == (1, 12, 12, 8, 8)                   # only the video's frames come out
@@ -235,9 +224,8 @@ def test_state_frames_are_denoised_every_chunk_cached_and_never_yielded(tiny_mod
     assert not torch.allclose(plain[:, :, 3:], out[:, :, 3:])
     # the clean pass of chunk j wrote the state K/V that chunk j+1 reads: K/V differ per chunk
     firsts = []
-    c = tiny_model.config
-    sess = CacheSession(build_policy({"name": "window", "budget": 6}), layers=c.layers, horizon=9,
-                        grid=(4, 4), heads=c.heads, head_dim=c.head_dim, state_frames=1)
+    sess = CacheSession.for_model(tiny_model, build_policy({"name": "window", "budget": 6}),
+                                  grid=(4, 4), horizon=9, state_frames=1)
     text = tiny_model.text_kv(torch.randn(1, 4, 32))
     with torch.no_grad():
         for _ in generate(tiny_model, text, sess, n_frames=9, chunk=3, latent_shape=(12, 8, 8),

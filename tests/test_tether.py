@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from conftest import drive_attends
 from tethercache.cache import MEMORY, RECENT, SINK, CacheSession, build_policy
 from tethercache.cache.grab import frame_relevance, grab
 from tethercache.cache.tame import tame
@@ -39,22 +40,17 @@ def session_for(cfg, horizon=3000, layers=LAYERS):
 
 def step(s, start, before_commit=None):
     """One chunk as the sampler drives it: noisy passes (K/V offset), then the clean commit pass."""
-    s.begin_chunk(torch.arange(start, start + C))
     layers = s.cache.layers
     clean = [[torch.stack(t)[None].flatten(1, 2) for t in zip(*(frame_kv(f, l)
               for f in range(start, start + C)))] for l in range(layers)]
-    for p in range(PASSES):
-        for l in range(layers):
-            k, v = clean[l]
-            s.attend(l, chunk_q(start, l) + p, k + 100 + p, v - 100 - p)
-    snap = before_commit(s) if before_commit else None
-    out = []
-    with s.commit_pass():
-        for l in range(layers):     # Attend holds views of the cache: keep what this layer read
-            a = s.attend(l, chunk_q(start, l), *clean[l])
-            a.read_frames = a.k_frames[::T].tolist()
-            out.append(a)
-    s.end_chunk()
+
+    def qkv(p):
+        if p == PASSES:
+            return [(chunk_q(start, l), *clean[l]) for l in range(layers)]
+        return [(chunk_q(start, l) + p, k + 100 + p, v - 100 - p) for l, (k, v) in enumerate(clean)]
+    out, snap = drive_attends(s, torch.arange(start, start + C), qkv, PASSES, before_commit)
+    for a in out:                   # the frames each layer read (its k_frames are its own copy)
+        a.read_frames = a.k_frames[::T].tolist()
     return out, snap
 
 
@@ -333,23 +329,17 @@ def test_policy_reused_across_sessions_starts_fresh():
 
 
 @torch.no_grad()
-def test_memory_zero_equals_sink_on_a_tiny_model():
+def test_memory_zero_equals_sink_on_a_tiny_model(tiny_rollout):
     from conftest import perturbed_tiny
-    from tethercache.sampling import SamplerConfig, generate
+    from tethercache.sampling import SamplerConfig
     model = perturbed_tiny()
-    c = model.config
     text = model.text_kv(torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(0)))
     n, outs = 27, {}
     sampler = SamplerConfig(steps=[1000.0, 500.0])
     for name, cfg in [("sink", {"name": "sink", "budget": 9, "sink": 3, "rope": "relative"}),
                       ("tether", {"name": "tether", "budget": 9, "sink": 3, "recent": 6}),
                       ("tether_m", {"name": "tether", "budget": 9, "sink": 2, "recent": 3})]:
-        policy = build_policy(cfg)
-        policy.validate(C, n, c.rope_max_positions)
-        s = CacheSession(policy, layers=c.layers, horizon=n, grid=(4, 4), heads=c.heads,
-                         head_dim=c.head_dim, record=False)
-        outs[name] = torch.cat(list(generate(model, text, s, n_frames=n, chunk=C, latent_shape=(12, 8, 8),
-                                             seed=0, sampler=sampler, progress=False)), 2)
+        outs[name] = tiny_rollout(model, cfg, n, text, sampler=sampler, record=False)[0]
     assert (outs["tether"] - outs["sink"]).abs().max() <= 1e-5
     assert torch.isfinite(outs["tether_m"]).all()
     assert (outs["tether_m"] - outs["sink"]).abs().max() > 1e-4     # memory does change the video

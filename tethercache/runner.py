@@ -20,9 +20,8 @@ from omegaconf import OmegaConf
 
 from . import rundir
 from .backbone import Backbone, build_backbone
-from .cache import CacheSession
 from .errors import NonFiniteError
-from .sampling import generate
+from .rollout import rollout
 from .validation import Plan, load_prompts, validate  # noqa: F401  (re-exported)
 from .video import Mp4Writer
 
@@ -60,25 +59,16 @@ def load_backbone(cfg, device: str) -> tuple[Backbone, bool]:
 
 
 def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video_path: Path,
-                    timeline_path: Path, poses: torch.Tensor | None = None) -> dict:
+                    timeline_path: Path) -> dict:
     """Generate one video, streaming chunks into the mp4 (no frames kept); returns timings."""
-    model = bb.model
-    c = model.config
-    session = CacheSession(plan.policy, layers=c.layers, horizon=plan.horizon,
-                           grid=bb.grid, heads=c.heads,
-                           head_dim=c.head_dim, batch=cfg.batch, dtype=model.dtype,
-                           device=plan.device, rope_max=c.rope_max_positions, poses=poses)
-    text = model.text_kv(bb.text_encoder.encode([prompt] * cfg.batch).to(plan.device))
+    session, chunks = rollout(bb, plan.policy, prompt, seed, horizon=plan.horizon,
+                              batch=cfg.batch, device=plan.device, progress=cfg.progress)
     stream = bb.codec.decoder()
     chunk_s = []
     sync = torch.cuda.synchronize if plan.device.startswith("cuda") else (lambda: None)
     view_scale = int(cfg.backbone.codec.get("view_scale", 1))
     lossless = bool(cfg.backbone.codec.get("lossless", False))     # evaluators score the mp4
     with Mp4Writer(video_path, fps=bb.codec.fps, scale=view_scale, lossless=lossless) as writer:
-        chunks = generate(model, text, session, n_frames=plan.horizon, chunk=bb.chunk,
-                          latent_shape=bb.latent_shape, seed=seed, sampler=bb.sampler,
-                          batch=cfg.batch, progress=cfg.progress, device=plan.device,
-                          initial=bb.start_latents(prompt, seed, cfg.batch))
         sample_id = Path(video_path).stem
         while True:
             t0 = time.perf_counter()
@@ -114,10 +104,9 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
         for s_idx in range(cfg.samples_per_prompt):
             sid = f"p{p_idx:03d}s{s_idx}"          # VBench-Long: no '_' in video names
             seed = int(cfg.seed) + 1000 * p_idx + s_idx
-            poses = bb.pose_fn(prompt, seed, plan.horizon) if bb.pose_fn else None
             t0 = time.perf_counter()
             out = generate_sample(bb, plan, cfg, prompt, seed, run_dir / "videos" / f"{sid}.mp4",
-                                  run_dir / "timelines" / f"{sid}.npz", poses)
+                                  run_dir / "timelines" / f"{sid}.npz")
             gen_s = time.perf_counter() - t0
             cs = out["chunk_seconds"]
             samples.append({"id": sid, "prompt": prompt, "seed": seed,

@@ -7,7 +7,8 @@ chunk, as Self-Forcing does, or re-noised to that level first (`context_renoise`
 `kind: euler` integrates the flow ODE instead (optionally with restarts), for models that are
 not few-step distilled (the toy). Noise comes from a `NoiseSource`: by default one seeded CPU
 generator, so the same seed gives bitwise-equal latents on CPU whatever the device; or given
-tensors (another codebase's draws), used in order.
+tensors (another codebase's draws), used in order. Each chunk goes through the session's
+`drive_chunk` (the chunk protocol: place, denoising passes, committing clean pass, timeline).
 """
 from __future__ import annotations
 
@@ -208,32 +209,35 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
         return x
 
     shape = (batch, latent_shape[0], n_in, latent_shape[1], latent_shape[2])
-    for start in tqdm(range(0, n_frames, chunk), disable=not progress, unit="chunk",
-                      desc="generate"):
-        session.begin_chunk(torch.arange(start, start + chunk))
-        if initial is not None and start < initial.shape[2]:
-            x0 = initial[:, :, start:start + chunk].to(device)
-            with session.commit_pass():
-                run(x0, 0.0)
-            session.end_chunk()
-            yield x0
-            continue
-        x = noise.initial(shape).to(device)
+
+    def denoise(x):
+        """The chunk's denoising passes from noise x: its clean latents x0."""
         if sampler.kind == "euler":
             x0 = integrate(x, sigmas)
             for _ in range(sampler.restarts):
                 x0 = integrate(add_noise(x0, noise.renoise(shape).to(device), restart[0]), restart)
-        else:
-            for i, s in enumerate(sigmas):
-                x0 = flow_to_x0(x, run(x, s), s)
-                if i + 1 < len(sigmas):
-                    x = add_noise(x0, noise.renoise(shape).to(device), sigmas[i + 1])
+            return x0
+        for i, s in enumerate(sigmas):
+            x0 = flow_to_x0(x, run(x, s), s)
+            if i + 1 < len(sigmas):
+                x = add_noise(x0, noise.renoise(shape).to(device), sigmas[i + 1])
+        return x0
+
+    def commit(x0):
+        """The cache-writing pass at context_noise: on x0, or on x0 re-noised to that level."""
         ctx_sigma = sampler.context_noise / T
-        x_ctx = x0
         if ctx_sigma and sampler.context_renoise:
-            x_ctx = add_noise(x0, noise.renoise(shape).to(device), ctx_sigma)
-        with session.commit_pass():
-            run(x_ctx, ctx_sigma)
-        session.end_chunk()
+            x0 = add_noise(x0, noise.renoise(shape).to(device), ctx_sigma)
+        run(x0, ctx_sigma)
+
+    for start in tqdm(range(0, n_frames, chunk), disable=not progress, unit="chunk",
+                      desc="generate"):
+        frame_ids = torch.arange(start, start + chunk)
+        if initial is not None and start < initial.shape[2]:
+            given = initial[:, :, start:start + chunk].to(device)
+            x0, _ = session.drive_chunk(frame_ids, lambda: given, lambda x: run(x, 0.0))
+        else:
+            x0, _ = session.drive_chunk(frame_ids, lambda: denoise(noise.initial(shape).to(device)),
+                                        commit)
         yield x0[:, :, state_frames:]
     noise.finish()

@@ -1,7 +1,9 @@
 """CacheSession: what the model talks to. Binds storage + policy + the chunk being generated.
 
-The sampler drives it: `begin_chunk(frame_ids)` at chunk start, `commit_pass()` around the
-clean context pass, `end_chunk()` to record the timeline. The model only calls `attend`.
+`CacheSession.for_model` sizes one from a model's config. Every driver (the sampler, tests,
+benchmarks) runs a chunk through `drive_chunk`, the one place of the chunk protocol:
+`begin_chunk(frame_ids)` at chunk start, the denoising passes, `commit_pass()` around the clean
+context pass, `end_chunk()` to record the timeline. The model only calls `attend`.
 The session owns the per-frame info (toy camera poses), the policy's per-session state, and the
 chunk's slots: the policy's `place` says which token slots the chunk occupies and every pass
 writes exactly there (not "the tail of the cache").
@@ -16,14 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 from .policy import CachePolicy
-from .protocol import STATE, Attend, FrameInfo
+from .protocol import REGIONS, STATE, Attend, FrameInfo, Region
 from .storage import KVCache
+
+X = TypeVar("X")
 
 
 class CacheSession:
@@ -51,6 +56,32 @@ class CacheSession:
         self.record = record
         self.timeline: dict[str, list] = {"chunk_start": [], "frames": [], "regions": [],
                                           "tokens": [], "stats": []}
+
+    @classmethod
+    def for_model(cls, model, policy: CachePolicy, *, grid: tuple[int, int], horizon: int,
+                  batch: int = 1, poses: torch.Tensor | None = None, record: bool = True,
+                  device=None, state_frames: int = 0) -> "CacheSession":
+        """A session shaped for `model` (layers, heads, head dim, dtype, RoPE table from its
+        config) over `grid` tokens per latent frame (a backbone's `grid`)."""
+        c = model.config
+        return cls(policy, layers=c.layers, horizon=horizon, grid=grid, heads=c.heads,
+                   head_dim=c.head_dim, batch=batch, dtype=model.dtype,
+                   device=model.device if device is None else device,
+                   rope_max=c.rope_max_positions, record=record, poses=poses,
+                   state_frames=state_frames)
+
+    def drive_chunk(self, frame_ids: torch.Tensor, denoise: Callable[[], X],
+                    commit: Callable[[X], object]) -> tuple[X, object]:
+        """One chunk, the protocol every driver follows: the policy places the chunk's frames,
+        `denoise()` runs the denoising passes (each overwrites the chunk's slots) and returns the
+        chunk, `commit(chunk)` runs the clean context pass (K/V final, the policy commits), and
+        the timeline records the chunk. Returns (denoise's result, commit's result)."""
+        self.begin_chunk(frame_ids)
+        x = denoise()
+        with self.commit_pass():
+            out = commit(x)
+        self.end_chunk()
+        return x, out
 
     def begin_chunk(self, frame_ids: torch.Tensor) -> None:
         """Chunk start, every layer: the policy makes room and places the chunk's frames."""
@@ -153,10 +184,26 @@ class CacheSession:
     def save_timeline(self, path) -> None:
         """Compact per-chunk x layer x slot tables (global frame id, region code; a slot is a
         frame for frame-level policies, a token for token-level ones), the tokens held per layer,
-        plus the policy's per-chunk decisions as JSON (their shapes vary from policy to policy)."""
+        plus the policy's per-chunk decisions as JSON (their shapes vary from policy to policy) and
+        the region table (code, name, colour), so a reader knows codes its own table lacks."""
         tl = self.timeline
         np.savez_compressed(path, chunk_start=np.array(tl["chunk_start"], np.int32),
                             frames=np.stack(tl["frames"]), regions=np.stack(tl["regions"]),
                             tokens=np.array(tl["tokens"], np.int32),
                             unit=np.array(self.policy.unit),
-                            stats_json=np.array(json.dumps(tl["stats"])))
+                            stats_json=np.array(json.dumps(tl["stats"])),
+                            region_codes=np.array([r.code for r in REGIONS], np.int32),
+                            region_names=np.array([r.name for r in REGIONS]),
+                            region_colors=np.array([r.color for r in REGIONS]))
+
+
+def timeline_regions(timeline) -> dict[int, Region]:
+    """Code -> Region for a saved timeline (the loaded .npz): this process's region table, plus
+    the codes it lacks from the timeline's own table (regions added by the writing process)."""
+    table = {r.code: r for r in REGIONS}
+    if "region_codes" in timeline:
+        for code, name, color in zip(timeline["region_codes"].tolist(),
+                                     timeline["region_names"].tolist(),
+                                     timeline["region_colors"].tolist()):
+            table.setdefault(int(code), Region(int(code), str(name), str(color)))
+    return table
