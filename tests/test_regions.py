@@ -42,8 +42,11 @@ class EmaWindow(WindowPolicy):
     synthetic entries)."""
     ema: int = 0
 
-    def sink_regions(self, slot, n):
-        return [self.ema] + [RECENT] * (n - 1)
+    def place(self, st, layer, frame_ids):
+        sl = super().place(st, layer, frame_ids)
+        T = st.cache.tokens_per_frame
+        st.cache.regions[layer, sl.start: sl.start + T] = self.ema
+        return sl
 
 
 def record_timeline(path, code, chunks=8):
