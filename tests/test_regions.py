@@ -10,7 +10,7 @@ from matplotlib.colors import to_hex
 
 from analysis.plot_memory import memory_figure, plot_memory
 from conftest import drive_attends
-from tethercache.cache import RECENT, REGION_NAMES, REGIONS, CacheSession, add_region
+from tethercache.cache import REGION_NAMES, REGIONS, CacheSession, add_region
 from tethercache.cache.session import timeline_regions
 from tethercache.cache.window import WindowPolicy
 
