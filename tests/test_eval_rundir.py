@@ -122,7 +122,7 @@ def test_cli_rejects_bad_keys_and_runs_without_an_evaluator(run_dir, tmp_path, c
     run = _copy(run_dir, tmp_path)
     for args, msg in [(["eval=toy", "eval.shard=3", "eval.num_shards=2"], "eval.shard=3: must be an integer in [0, 1]"),
                       (["eval=nope"], "eval=nope: no such option"),
-                      (["seed=1"], "only eval=NAME and eval.KEY=VALUE"),
+                      (["seed=1"], "seed: unknown key; allowed: ['eval', 'force', 'runs', 'skip_unfinished']"),
                       ([], "no evaluator (the run has eval=none)")]:
         assert cli_main([str(run), *args]) == 2
         err = capsys.readouterr().err

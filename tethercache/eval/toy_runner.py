@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..toyworld.world import DEFAULT_CONFIG, TOY_FPS, ToyWorld, world_config
 from .frame_evaluator import FrameEvaluator
 from .registry import register
-from .rundir import atomic
+from .outputs import atomic
 from .schema import CLIP_SECONDS, VideoScores, summarize_videos, write_clip_csv
 from .toy import ToyEvaluator
 

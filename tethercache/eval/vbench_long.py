@@ -40,7 +40,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .registry import register
-from .rundir import atomic
+from .outputs import atomic
 from .schema import CLIP_SECONDS, DIMENSIONS, ClipScores, VideoScores, summarize_videos, write_clip_csv
 from .scores import drifts
 from .video_checks import scan_mp4
