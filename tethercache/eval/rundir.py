@@ -187,7 +187,7 @@ def run_request(args: dict, *, log: Callable = print, err: Callable = print) -> 
             plans[r] = plan_run(r, req.eval, force=req.force)
         except ConfigError as e:
             refused[r] = str(e)
-    for msg in refused.values():
+    for msg in _grouped(refused):
         err(f"{'skipped' if req.skip_unfinished else 'error'}: {msg}")
     if refused and (not req.skip_unfinished or not plans):
         return 2
@@ -201,6 +201,17 @@ def run_request(args: dict, *, log: Callable = print, err: Callable = print) -> 
     if unmerged:
         err(f"{unmerged} run(s) not merged yet (videos unscored, see above)")
     return 1 if failed else 0
+
+
+def _grouped(refused: dict[Path, str]) -> list[str]:
+    """One line per reason: a reason that names no run (a bad eval key) is said once, with the
+    runs it refused."""
+    by_reason: dict[str, list[Path]] = {}
+    for run, msg in refused.items():
+        by_reason.setdefault(msg, []).append(run)
+    return [msg if str(runs[0]) in msg else
+            f"{msg} (run {runs[0]}" + (f" and {len(runs) - 1} more)" if len(runs) > 1 else ")")
+            for msg, runs in by_reason.items()]
 
 
 def _log_traceback(plan: RunPlan) -> Path:
