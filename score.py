@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from tethercache.eval.rundir import run_request
 
@@ -29,11 +30,15 @@ HYDRA_FILES = {".hydra", "score.log"}        # what Hydra writes into a job's di
 def main(cfg):
     global _task_started
     _task_started = True
-    args = {k: cfg[k] for k in cfg if k != "eval"}
-    args["eval"] = OmegaConf.create(OmegaConf.to_container(cfg.eval, resolve=True))
     lines = []
-    status = run_request(args, log=lambda m: (lines.append(m), print(m)),
-                         err=lambda m: print(m, file=sys.stderr))
+    err = lambda m: print(m, file=sys.stderr)
+    try:
+        args = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException as e:                 # e.g. an ${oc.env:...} that is unset
+        err(f"error: {str(e).splitlines()[0]}")
+        status = 2
+    else:
+        status = run_request(args, log=lambda m: (lines.append(m), print(m)), err=err)
     out = Path(HydraConfig.get().runtime.output_dir)
     if not lines and out.is_dir() and {p.name for p in out.iterdir()} <= HYDRA_FILES:
         shutil.rmtree(out, ignore_errors=True)       # nothing was scored: leave nothing behind

@@ -94,6 +94,14 @@ CASES = [
     ("eval.prefixes unknown", None, {"eval": {"prefixes": ["45s"]}}, "eval.prefixes"),
     ("eval=nope", None, {"eval": {"name": "nope"}}, "eval"),
     ("eval=none", None, {"eval": {"name": "none"}}, "eval"),
+    ("runs not given", None, {"runs": None}, "runs"),
+    ("eval.timeout_s=abc", None, {"eval": {"name": "vbench_long", "timeout_s": "abc"}}, "eval.timeout_s"),
+    ("eval.timeout_s=0", None, {"eval": {"name": "vbench_long", "timeout_s": 0}}, "eval.timeout_s"),
+    ("eval.slow_fast=maybe", None, {"eval": {"name": "vbench_long", "slow_fast": "maybe"}}, "eval.slow_fast"),
+    ("eval.dimensions scalar", None, {"eval": {"name": "vbench_long", "dimensions": "imaging_quality"}},
+     "eval.dimensions"),
+    ("eval=toy on a non-toy run", record(lambda r: {**r, "config": {**r["config"], "backbone": {"name": "tiny"}}}),
+     {}, "eval=toy"),
     ("run's own eval=none", record(lambda r: {**r, "config": {**r["config"], "eval": {"name": "none"}}}),
      {"eval": None}, "@BAD"),
     # ---- record.json -------------------------------------------------------------------------
@@ -144,7 +152,7 @@ def _request(case_request, sweep, tmp_path):
     req = {"runs": [str(sweep)], "eval": dict(TOY)}
     for key, value in case_request.items():
         if key == "eval" and value is not None:
-            req["eval"] = {**TOY, **value}
+            req["eval"] = {**TOY, **value} if value.get("name", "toy") == "toy" else value
         elif key == "runs" and isinstance(value, list):
             req["runs"] = [fill.get(v, v) for v in value]
         else:

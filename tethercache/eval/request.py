@@ -67,7 +67,8 @@ def check_shard(ecfg) -> None:
 
 
 def validate_eval(ecfg) -> DictConfig | None:
-    """The eval config given on the command line: a known option, its own keys, typed values."""
+    """The eval config given on the command line: a known option, its own keys, typed values;
+    keys not given take the option's defaults."""
     if ecfg is None:
         return None
     name = ecfg.get("name")
@@ -80,7 +81,8 @@ def validate_eval(ecfg) -> DictConfig | None:
         if key not in defaults:
             raise ConfigError(f"eval.{key}: unknown key; eval={name} keys are {sorted(defaults)}")
         out[key] = typed(f"eval.{key}", ecfg[key], defaults[key])
-    out = OmegaConf.create(out)
+    out = OmegaConf.merge(OmegaConf.create(defaults), out)     # keys not given: the option's own
+    out = OmegaConf.create(OmegaConf.to_container(out, resolve=True))
     check_shard(out)
     return out
 
@@ -92,6 +94,8 @@ def validate_request(args: dict) -> Request:
         if key not in defaults:
             raise ConfigError(f"{key}: unknown key; allowed: {sorted(defaults)}")
     runs = args.get("runs")
+    if runs is None or runs == "???":
+        raise ConfigError("runs: required; pass runs=[RUN_DIR, ...] (run dirs or dirs above them)")
     if not (isinstance(runs, list) or OmegaConf.is_list(runs)):
         raise ConfigError(f"runs={runs!r}: must be a list of run dirs, e.g. runs=[DIR] or runs=[DIR1,DIR2]")
     if not runs:
