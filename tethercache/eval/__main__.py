@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="rescore this shard's videos")
     ap.add_argument("--skip-unfinished", action="store_true",
                     help="score the finished runs and list the others, instead of refusing")
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)          # flags may sit between the items
     err = lambda m: print(m, file=sys.stderr)
     try:
         args = request_args(a.items)

@@ -56,5 +56,6 @@ def unreadable_reason(path) -> str | None:
             if next(c.decode(c.streams.video[0]), None) is None:
                 return "no decodable video frame"
     except (av.FFmpegError, ValueError, UnicodeDecodeError) as e:
-        return f"not a readable video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        what = getattr(e, "strerror", None) or (str(e).splitlines() or [""])[0]   # av's own text names the file
+        return f"not a readable video ({type(e).__name__}: {what})"
     return None
