@@ -17,9 +17,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tethercache.errors import ConfigError
+from tethercache.eval.request import check_eval_key, default_eval
 from tethercache.eval.rundir import run_request
 
 _task_started = False
@@ -46,7 +50,25 @@ def main(cfg):
         sys.exit(status)
 
 
+def refuse_unknown_eval_keys(argv: list[str]) -> None:
+    """Hydra refuses `eval.KEY=V` with an unknown KEY in its own many lines: say it in ours,
+    with the allowed keys (`+eval.KEY=V` reaches the job and is refused there)."""
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in argv if "=" in a and a[0] != "-"])
+    except OverrideParseException:
+        return                                      # Hydra names the syntax error itself
+    name = next((o.value() for o in overrides if o.key_or_group == "eval"), default_eval())
+    for o in overrides:
+        if o.key_or_group.startswith("eval.") and not o.is_add() and isinstance(name, str):
+            check_eval_key(name, o.key_or_group.removeprefix("eval."))
+
+
 if __name__ == "__main__":
+    try:
+        refuse_unknown_eval_keys(sys.argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     try:
         main()
     except SystemExit as e:

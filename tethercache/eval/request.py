@@ -39,6 +39,18 @@ def eval_defaults(name: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONF / "eval" / f"{name}.yaml"), resolve=False)
 
 
+def check_eval_key(name: str, key: str) -> None:
+    defaults = eval_defaults(name)
+    if key not in defaults:
+        raise ConfigError(f"eval.{key}: unknown key; eval={name} keys are {sorted(defaults)}")
+
+
+def default_eval() -> str:
+    """The eval option conf/score.yaml picks when eval= is not given."""
+    defaults = OmegaConf.load(CONF / "score.yaml").defaults
+    return next(d["eval"] for d in defaults if OmegaConf.is_dict(d) and "eval" in d)
+
+
 def request_defaults() -> dict:
     top = OmegaConf.to_container(OmegaConf.load(CONF / "score.yaml"), resolve=False)
     return {k: v for k, v in top.items() if k not in ("defaults", "hydra")} | {"eval": None}
@@ -78,8 +90,7 @@ def validate_eval(ecfg) -> DictConfig | None:
     defaults = eval_defaults(name)
     out = {}
     for key in ecfg:
-        if key not in defaults:
-            raise ConfigError(f"eval.{key}: unknown key; eval={name} keys are {sorted(defaults)}")
+        check_eval_key(name, key)
         out[key] = typed(f"eval.{key}", ecfg[key], defaults[key])
     out = OmegaConf.merge(OmegaConf.create(defaults), out)     # keys not given: the option's own
     out = OmegaConf.create(OmegaConf.to_container(out, resolve=True))
