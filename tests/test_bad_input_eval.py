@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT
 from tethercache.eval.rundir import evaluate_run, run_request
+from tethercache.eval.toy_runner import ToyRunEvaluator
 from tethercache.toyworld.world import ToyWorld
 from tethercache.video import Mp4Writer
 
@@ -237,6 +238,27 @@ def test_force_rescores_a_corrupt_score_file_of_its_shard(scored, tmp_path):
                        err=print) == 0
     assert json.loads((bad / SCORE).read_text())["video"] == "p000s1"
     assert json.loads((bad / "metrics.json").read_text()) == json.loads((good / "metrics.json").read_text())
+
+
+def test_a_scoring_failure_is_one_line_exit_1_and_the_other_runs_are_scored(scored, tmp_path, monkeypatch):
+    sweep, good, bad = _setup(scored, tmp_path, None)
+    for run in (good, bad):
+        (run / "videos" / "p000s0.mp4").touch()              # one video each to rescore
+    original = ToyRunEvaluator.evaluate
+
+    def fails_in_bad(self, *a, run_dir, **k):
+        if run_dir == bad:
+            raise RuntimeError("CUDA out of memory")
+        return original(self, *a, run_dir=run_dir, **k)
+    monkeypatch.setattr(ToyRunEvaluator, "evaluate", fails_in_bad)
+    before, err = checksums(bad), []
+    assert run_request({"runs": [str(sweep)], "eval": TOY}, log=lambda *_: None, err=err.append) == 1
+    log = bad / "eval/toy/errors.log"
+    assert err == [f"error: {bad}: scoring failed: RuntimeError: CUDA out of memory (traceback: {log})"]
+    assert "Traceback" in log.read_text()
+    assert {k: v for k, v in checksums(bad).items() if k != "eval/toy/errors.log"} == before
+    rescored = json.loads((good / "eval/toy/scores/p000s0.json").read_text())      # the good run went on
+    assert rescored["source"][1] == (good / "videos/p000s0.mp4").stat().st_mtime_ns
 
 
 def test_an_empty_dir_is_nothing_to_score_in_one_line(tmp_path):
