@@ -1,6 +1,7 @@
 """Evaluation as its own step on finished run dirs (`python -m tethercache.eval`): decoded mp4s are
 what is scored, re-running skips what is scored, unfinished runs are refused, shards cover every
 video once and the merge names what is missing, constant videos never get normal metrics."""
+import hashlib
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from tethercache.eval.frame_evaluator import unscale
 from tethercache.eval.rundir import (NotFinished, evaluate_run, find_run_dirs, load_finished,
                                      shard_ids, shard_of)
 from tethercache.eval.toy import ToyEvaluator
+from tethercache.eval.toy_runner import ToyRunEvaluator
 from tethercache.toyworld.world import ToyWorld
 from tethercache.video import Mp4Writer, read_mp4
 
@@ -122,7 +124,7 @@ def test_cli_rejects_bad_keys_and_runs_without_an_evaluator(run_dir, tmp_path, c
     run = _copy(run_dir, tmp_path)
     for args, msg in [(["eval=toy", "eval.shard=3", "eval.num_shards=2"], "eval.shard=3: must be an integer in [0, 1]"),
                       (["eval=nope"], "eval=nope: no such option"),
-                      (["seed=1"], "only eval=NAME and eval.KEY=VALUE"),
+                      (["seed=1"], "seed: unknown key; allowed: ['eval', 'force', 'runs', 'skip_unfinished']"),
                       ([], "no evaluator (the run has eval=none)")]:
         assert cli_main([str(run), *args]) == 2
         err = capsys.readouterr().err
@@ -189,3 +191,52 @@ def test_score_py_runs_one_job_per_shard_through_hydra_multirun(run_dir, tmp_pat
     assert sorted(p.name for p in (tmp_path / "score").iterdir() if p.is_dir()) == ["shard-0-of-2", "shard-1-of-2"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["videos"]) == 4 and "shard 1/2 not started (p000s1, p001s1)" in r.stdout
+
+
+MERGED = ("metrics.json", "clips.csv", "quality_over_time.png", "eval/toy/metrics.json")
+
+
+def _merged_sums(run):
+    return {rel: hashlib.sha256((run / rel).read_bytes()).hexdigest() for rel in MERGED}
+
+
+def test_merged_outputs_survive_every_failure_and_are_replaced_only_whole(run_dir, tmp_path, monkeypatch):
+    run = _copy(run_dir, tmp_path)
+    evaluate_run(run, TOY, log=lambda *_: None)
+    before = _merged_sums(run)
+    # a replaced mp4, then a rescore of every video that dies at the second one
+    frames = ToyWorld(PROMPTS[1], 7).render(20)[0].numpy().repeat(4, axis=0)
+    with Mp4Writer(run / "videos" / "p001s1.mp4", fps=16, scale=4, lossless=True) as w:
+        w.write(frames)
+    original, calls = ToyRunEvaluator.evaluate, []
+
+    def dies_at_the_second(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("node lost")
+        return original(self, *a, **k)
+    monkeypatch.setattr(ToyRunEvaluator, "evaluate", dies_at_the_second)
+    with pytest.raises(RuntimeError, match="node lost"):
+        evaluate_run(run, TOY, force=True, log=lambda *_: None)
+    assert _merged_sums(run) == before
+    monkeypatch.undo()
+    # a failure while the new merge is written (clips.csv done, the plot fails)
+    monkeypatch.setattr("tethercache.eval.toy_runner.plot_quality_over_time",
+                        lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        evaluate_run(run, TOY, log=lambda *_: None)
+    assert _merged_sums(run) == before and not list(run.rglob(".merge-*"))
+    monkeypatch.undo()
+    # half-rescored (shard 0 of 2 done, shard 1 not): the previous complete merge stays, said so
+    two = lambda k: OmegaConf.merge(TOY, {"shard": k, "num_shards": 2})
+    logs = []
+    for vid in ("p000s0", "p000s1"):                  # one video in each shard
+        (run / "videos" / f"{vid}.mp4").touch()
+    assert evaluate_run(run, two(0), force=True, log=logs.append) is None
+    assert "metrics.json keeps the previous complete merge" in logs[-1] and _merged_sums(run) == before
+    # complete again: the whole new set replaces the old one
+    summary = evaluate_run(run, two(1), log=logs.append)
+    after = _merged_sums(run)
+    assert all(after[rel] != before[rel] for rel in MERGED if rel != "eval/toy/metrics.json")
+    assert json.loads((run / "metrics.json").read_text()) == summary
+    assert after["metrics.json"] == after["eval/toy/metrics.json"]

@@ -1,4 +1,4 @@
-"""Score finished run dirs: evaluation as its own step (contracts: issue 12).
+"""Score finished run dirs: evaluation as its own step.
 
     python -m tethercache.eval RUN_DIR [RUN_DIR ...] [eval=NAME] [eval.KEY=VALUE ...] [--force]
 
@@ -6,68 +6,72 @@
     python -m tethercache.eval outputs/sweeps/2026-12-01/10-00-00 eval=toy          # every run below
     python -m tethercache.eval RUN eval=vbench_long eval.shard=3 eval.num_shards=8  # one of 8 jobs
 
-Re-running skips videos already scored (--force rescores this shard). Unfinished runs (no
-record.json, a *.partial.mp4, status other than complete) are refused before anything is scored
-(exit 2), unless --skip-unfinished. A run's metrics.json is written once all its videos are scored;
-until then the merge names the missing videos by shard.
+KEY=VALUE items take score.py's keys and grammar (force=true, skip_unfinished=true; eval.* keys of
+conf/eval/<NAME>.yaml); every argument is checked before any work (eval/request.py).
+Re-running skips videos already scored (--force rescores this shard). Unfinished or corrupt runs
+(no record.json, a *.partial.mp4, status other than complete, an unreadable mp4) are refused
+before anything is scored (exit 2), unless --skip-unfinished. A run's metrics.json is written once
+all its videos are scored; until then the merge names the missing videos by shard.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
-from .rundir import evaluate_paths
+from .request import eval_defaults
+from .rundir import run_request
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "eval"
 
-
-def eval_config(overrides: list[str]):
-    """None (each run's own eval config) or the composed eval group + eval.* overrides."""
-    name = [o.split("=", 1)[1] for o in overrides if o.startswith("eval=")]
-    keys = [o for o in overrides if o.startswith("eval.")]
-    bad = [o for o in overrides if not o.startswith(("eval=", "eval."))]
-    if bad:
-        raise ConfigError(f"{bad[0]}: only eval=NAME and eval.KEY=VALUE overrides are accepted here")
-    if not name and not keys:
-        return None
-    if not name:
-        raise ConfigError(f"{keys[0]}: also pass eval=NAME (e.g. eval=toy)")
-    path = CONF / f"{name[-1]}.yaml"
-    if not path.is_file():
-        options = sorted(p.stem for p in CONF.glob("*.yaml"))
-        raise ConfigError(f"eval={name[-1]}: no such option; allowed: {options}")
-    ecfg = OmegaConf.load(path)
-    try:
-        ecfg.merge_with(OmegaConf.from_dotlist([k.removeprefix("eval.") for k in keys]))
-    except Exception as e:
-        raise ConfigError(f"{keys[0]}: {e}") from None
-    return ecfg
+def request_args(items: list[str]) -> dict:
+    """RUN_DIR and KEY=VALUE items -> the request dict score.py's config would give."""
+    parser, overrides = OverridesParser.create(), []
+    for item in (i for i in items if "=" in i):
+        try:
+            overrides += parser.parse_overrides([item])
+        except OverrideParseException as e:
+            raise ConfigError(f"{item}: not KEY=VALUE ({str(e).splitlines()[0]})") from None
+    args = {"runs": [i for i in items if "=" not in i]}
+    ecfg = None
+    for o in overrides:
+        if o.key_or_group == "eval":
+            ecfg = OmegaConf.create(eval_defaults(o.value()))
+    for o in overrides:
+        key = o.key_or_group
+        if key.startswith("eval."):
+            if ecfg is None:
+                raise ConfigError(f"{key}: also pass eval=NAME (e.g. eval=toy)")
+            ecfg[key.removeprefix("eval.")] = o.value()
+        elif key != "eval":
+            args[key] = o.value()
+    if ecfg is not None:
+        args["eval"] = ecfg
+    return args
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tethercache.eval",
                                  description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("items", nargs="+", metavar="RUN_DIR | eval=NAME | eval.KEY=VALUE")
+    ap.add_argument("items", nargs="+", metavar="RUN_DIR | eval=NAME | eval.KEY=VALUE | KEY=VALUE")
     ap.add_argument("--force", action="store_true", help="rescore this shard's videos")
     ap.add_argument("--skip-unfinished", action="store_true",
                     help="score the finished runs and list the others, instead of refusing")
-    a = ap.parse_args(argv)
-    overrides = [i for i in a.items if "=" in i]
-    paths = [i for i in a.items if "=" not in i]
+    a = ap.parse_intermixed_args(argv)          # flags may sit between the items
     err = lambda m: print(m, file=sys.stderr)
     try:
-        if not paths:
-            raise ConfigError("no run dirs given")
-        return evaluate_paths(paths, eval_config(overrides), force=a.force,
-                              skip_unfinished=a.skip_unfinished, err=err)
+        args = request_args(a.items)
     except ConfigError as e:
         err(f"error: {e}")
         return 2
+    for flag in ("force", "skip_unfinished"):
+        if getattr(a, flag):
+            args[flag] = True
+    return run_request(args, err=err)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""Evaluators by name (`eval.name`), registered like cache policies: one file + one config each.
+"""Evaluators by name (`eval.name`), registered like cache policies: a new evaluator is one module
+in this package that decorates its class with `@register("<name>")`, plus `conf/eval/<name>.yaml`;
+nothing else changes. The package's modules are imported on the first lookup (vbench_long imports
+no torch models in this process: VBench runs in its own venv).
 
 An evaluator scores the videos of a finished run dir (eval/rundir.py drives it):
 - `score(run_dir, samples, ecfg) -> {video id: {"full": VideoScores, <prefix>: VideoScores} |
@@ -10,14 +13,12 @@ An evaluator scores the videos of a finished run dir (eval/rundir.py drives it):
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from ..errors import ConfigError
+from .request import check_shard
 
-# name -> module that defines and registers it (imported on first use: vbench_long never
-# imports torch models in this process, toy needs the toy world).
-_MODULES = {"toy": ".toy_runner", "vbench_long": ".vbench_long"}
 EVALUATORS: dict[str, type] = {}
-NAMES = ("none", *_MODULES)
 
 
 def register(name: str):
@@ -28,11 +29,18 @@ def register(name: str):
     return wrap
 
 
+def _import_all() -> None:
+    from . import __path__ as pkg_path
+    for mod in pkgutil.iter_modules(pkg_path):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{mod.name}")
+
+
 def evaluator_class(name: str) -> type:
     if name not in EVALUATORS:
-        if name not in _MODULES:
-            raise ConfigError(f"eval.name={name!r}: must be one of {sorted({*NAMES, *EVALUATORS})}")
-        importlib.import_module(_MODULES[name], __package__)
+        _import_all()
+    if name not in EVALUATORS:
+        raise ConfigError(f"eval.name={name!r}: must be one of {sorted({'none', *EVALUATORS})}")
     return EVALUATORS[name]
 
 
@@ -40,7 +48,6 @@ def check_evaluator(cfg) -> None:
     """Validate `cfg.eval` against the run config `cfg` (backbone, ...) before any compute."""
     if cfg.eval.name == "none":
         return
-    from .rundir import check_shard
     check_shard(cfg.eval)
     evaluator_class(cfg.eval.name).check(cfg)
 

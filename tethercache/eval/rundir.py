@@ -1,6 +1,6 @@
-"""Evaluation as its own step on finished run dirs: refuse unfinished ones, score a shard of the
-videos, keep one score file per video (idempotent: re-running skips what is scored), and merge
-into metrics.json once every video of the run is scored.
+"""Evaluation as its own step on finished run dirs: check every run before any work, score a shard
+of the videos, keep one score file per video (idempotent: re-running skips what is scored), and
+merge once every video of the run is scored.
 
 Layout inside a run dir (beside videos/, timelines/, record.json):
     eval/<evaluator>/scores/<id>.json   one video's scores (or {"invalid": reason}), written
@@ -8,78 +8,29 @@ Layout inside a run dir (beside videos/, timelines/, record.json):
     eval/<evaluator>/metrics.json       the merged metrics of that evaluator
     metrics.json, clips.csv, ...        the same merge at the top level (what analysis reads;
                                         the evaluator merged last wins)
-A run with videos that are not all scored has no merged metrics for that evaluator: it is
-"unscored", and the merge names the missing videos by shard.
+Nothing merged is ever deleted: a new merge replaces the old outputs only once it is written
+completely (eval/outputs.py), so a failure or a half-rescored run keeps the previous complete
+merge, and the log says the run is not merged yet, naming the missing videos by shard.
 """
 from __future__ import annotations
 
-import json
-import os
-from contextlib import contextmanager
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
-from ..rundir import write_json      # atomic
+from ..rundir import one_line, write_json
 from . import registry
-from .schema import VideoScores
-
-EVAL_DIR = "eval"
-# Eval keys that say where or how a job runs, not what it computes: shard jobs on different nodes
-# (other paths, other env vars) still share each other's score files.
-NOT_SCORE_KEYS = ("shard", "num_shards", "python", "cache_dir", "timeout_s")
+from .outputs import publish, staged
+from .request import validate_request
+from .run_checks import NotFinished, check_videos, check_writable, load_finished  # noqa: F401
+from .score_files import EVAL_DIR, ScoreStore
 
 
-class NotFinished(ConfigError):
-    """A run dir that must not be scored (yet)."""
-
-
-# ---- files ------------------------------------------------------------------------------------
-@contextmanager
-def atomic(path: Path):
-    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-# ---- which runs and videos --------------------------------------------------------------------
-def load_finished(run_dir: Path) -> dict:
-    """record.json of a run whose generation completed, else NotFinished naming why."""
-    rec_path = run_dir / "record.json"
-    if not rec_path.is_file():
-        raise NotFinished(f"{run_dir}: unfinished (no record.json: still running, or killed); not scored")
-    try:
-        rec = json.loads(rec_path.read_text())
-    except json.JSONDecodeError:
-        raise NotFinished(f"{run_dir}: record.json is not valid JSON; not scored") from None
-    if rec.get("status") != "complete":
-        why = f" ({rec['reason']})" if rec.get("reason") else ""
-        raise NotFinished(f"{run_dir}: status {rec.get('status')!r}{why}; only complete runs are scored")
-    partial = sorted(p.name for p in (run_dir / "videos").glob("*.partial.mp4"))
-    if partial:
-        raise NotFinished(f"{run_dir}: unfinished video videos/{partial[0]}; not scored")
-    missing = [s["video"] for s in rec.get("samples", []) if not (run_dir / s["video"]).is_file()]
-    if missing:
-        raise NotFinished(f"{run_dir}: {missing[0]} is listed in record.json but missing; not scored")
-    return rec
-
-
-def check_shard(ecfg) -> None:
-    n, i = ecfg.get("num_shards", 1), ecfg.get("shard", 0)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ConfigError(f"eval.num_shards={n}: must be an integer >= 1")
-    if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n:
-        raise ConfigError(f"eval.shard={i}: must be an integer in [0, {n - 1}] (eval.num_shards={n})")
-
-
+# ---- which videos -----------------------------------------------------------------------------
 def shard_of(ids, num_shards: int) -> dict[str, int]:
     """Deterministic round-robin over the sorted ids (prompts spread over all shards)."""
     return {vid: k % num_shards for k, vid in enumerate(sorted(ids))}
@@ -89,65 +40,6 @@ def shard_ids(ids, shard: int, num_shards: int) -> list[str]:
     return [vid for vid, s in shard_of(ids, num_shards).items() if s == shard]
 
 
-# ---- one video's stored scores ----------------------------------------------------------------
-def eval_fingerprint(ecfg) -> dict:
-    """The eval config that changes scores."""
-    c = OmegaConf.to_container(ecfg, resolve=True) if OmegaConf.is_config(ecfg) else dict(ecfg)
-    return {k: v for k, v in c.items() if k not in NOT_SCORE_KEYS}
-
-
-def _source(path: Path) -> list:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
-
-
-class ScoreStore:
-    def __init__(self, run_dir: Path, name: str, ecfg):
-        self.run_dir, self.name = run_dir, name
-        self.dir = run_dir / EVAL_DIR / name
-        self.fingerprint = eval_fingerprint(ecfg)
-
-    def path(self, vid: str) -> Path:
-        return self.dir / "scores" / f"{vid}.json"     # not "videos/": that marks a run dir
-
-    def load(self, sample: dict) -> dict | None:
-        """The stored entry, or None if absent or stale (mp4 or eval config changed)."""
-        p = self.path(sample["id"])
-        try:
-            entry = json.loads(p.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        fresh = (entry.get("source") == _source(self.run_dir / sample["video"])
-                 and entry.get("config") == self.fingerprint)
-        return entry if fresh else None
-
-    def save(self, sample: dict, result: dict) -> None:
-        entry = {"video": sample["id"], "source": _source(self.run_dir / sample["video"]),
-                 "config": self.fingerprint}
-        if "invalid" in result:
-            entry["invalid"] = result["invalid"]
-        else:
-            entry["scores"] = {k: v.to_dict() for k, v in result.items()}
-        self.path(sample["id"]).parent.mkdir(parents=True, exist_ok=True)
-        write_json(self.path(sample["id"]), entry)
-
-    def forget(self, samples) -> None:
-        for s in samples:
-            self.path(s["id"]).unlink(missing_ok=True)
-        self.drop_merged()
-
-    def drop_merged(self) -> None:
-        """Remove merged metrics of this evaluator (the run becomes unscored for it)."""
-        (self.dir / "metrics.json").unlink(missing_ok=True)
-        top = self.run_dir / "metrics.json"
-        try:
-            if json.loads(top.read_text()).get("evaluator") == self.name:
-                top.unlink()
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-
-
-# ---- driver -----------------------------------------------------------------------------------
 def run_config(rec: dict, ecfg=None):
     """The run's own config, with `ecfg` as its eval section when given."""
     cfg = OmegaConf.create(rec.get("config") or {})
@@ -158,34 +50,57 @@ def run_config(rec: dict, ecfg=None):
     return cfg
 
 
-def evaluate_run(run_dir, ecfg=None, *, force: bool = False, log: Callable = print) -> dict | None:
-    """Score this job's shard of a finished run dir and merge if every video is scored.
-    `ecfg`: the eval config (default: the run's own). Returns the merged metrics, or None while
-    videos are unscored (reported through `log`)."""
+# ---- one run ----------------------------------------------------------------------------------
+@dataclass
+class RunPlan:
+    """A run dir checked for scoring: what this job scores, and with what."""
+    run_dir: Path
+    cfg: object
+    store: ScoreStore
+    samples: dict[str, dict]
+    todo: list[dict]
+    mine: int
+    shard: int
+    num_shards: int
+
+
+def plan_run(run_dir, ecfg=None, *, force: bool = False) -> RunPlan:
+    """Every check of a run that needs no scoring; ConfigError (one line) if it cannot be scored."""
     run_dir = Path(run_dir)
     rec = load_finished(run_dir)
     cfg = run_config(rec, ecfg)
     if cfg.eval.name == "none":
         raise ConfigError(f"{run_dir}: no evaluator (the run has eval=none): pass eval=toy or eval=vbench_long")
     registry.check_evaluator(cfg)
-    evaluator = registry.build_evaluator(cfg)
-    name = cfg.eval.name
-    store = ScoreStore(run_dir, name, cfg.eval)
-    samples = {s["id"]: s for s in rec.get("samples", [])}
-    shard, n = cfg.eval.get("shard", 0), cfg.eval.get("num_shards", 1)
-    mine = [samples[v] for v in shard_ids(samples, shard, n)]
-    if force:
-        store.forget(mine)
-    todo = [s for s in mine if store.load(s) is None]
-    if todo:
-        store.drop_merged()                    # some videos change: the old merge is stale
-        log(f"{run_dir}: eval={name} shard {shard}/{n}: scoring {len(todo)} of {len(mine)} videos")
-        for vid, result in evaluator.score(run_dir, todo, cfg):
-            store.save(samples[vid], result)
+    store = ScoreStore(run_dir, cfg.eval.name, cfg.eval)
+    check_writable([run_dir, run_dir / EVAL_DIR, store.dir, store.dir / "scores"])
+    samples = {s["id"]: s for s in rec["samples"]}
+    shard, n = int(cfg.eval.get("shard", 0)), int(cfg.eval.get("num_shards", 1))
+    mine = set(shard_ids(samples, shard, n))
+    fresh = {v: None if force and v in mine else store.load(s) for v, s in samples.items()}  # corrupt: refused
+    todo = [samples[v] for v in sorted(mine) if fresh[v] is None]
+    check_videos(run_dir, todo)
+    return RunPlan(run_dir, cfg, store, samples, todo, len(mine), shard, n)
+
+
+def score_planned(plan: RunPlan, log: Callable = print) -> dict | None:
+    """Score the plan's videos, then merge if every video of the run is scored."""
+    evaluator = registry.build_evaluator(plan.cfg)
+    head = f"{plan.run_dir}: eval={plan.store.name} shard {plan.shard}/{plan.num_shards}"
+    if plan.todo:
+        log(f"{head}: scoring {len(plan.todo)} of {plan.mine} videos")
+        for vid, result in evaluator.score(plan.run_dir, plan.todo, plan.cfg):
+            plan.store.save(plan.samples[vid], result)
     else:
-        log(f"{run_dir}: eval={name} shard {shard}/{n}: "
-            + (f"all {len(mine)} videos already scored" if mine else "no videos in this shard"))
-    return merge(run_dir, evaluator, store, list(samples.values()), n, log)
+        log(f"{head}: " + (f"all {plan.mine} videos already scored" if plan.mine else "no videos in this shard"))
+    return merge(plan.run_dir, evaluator, plan.store, list(plan.samples.values()), plan.num_shards, log)
+
+
+def evaluate_run(run_dir, ecfg=None, *, force: bool = False, log: Callable = print) -> dict | None:
+    """Score this job's shard of a finished run dir and merge if every video is scored.
+    `ecfg`: the eval config (default: the run's own). Returns the merged metrics, or None while
+    videos are unscored (reported through `log`)."""
+    return score_planned(plan_run(run_dir, ecfg, force=force), log)
 
 
 def merge(run_dir: Path, evaluator, store: ScoreStore, samples: list[dict], num_shards: int,
@@ -193,20 +108,19 @@ def merge(run_dir: Path, evaluator, store: ScoreStore, samples: list[dict], num_
     entries = {s["id"]: store.load(s) for s in samples}
     missing = [v for v, e in entries.items() if e is None]
     if missing:
-        store.drop_merged()
+        kept = "; metrics.json keeps the previous complete merge" if (store.dir / "metrics.json").is_file() else ""
         log(f"{run_dir}: eval={store.name}: not merged, {len(missing)} of {len(entries)} videos "
-            f"unscored: {describe_missing(entries, num_shards)}")
+            f"unscored: {describe_missing(entries, num_shards)}{kept}")
         return None
-    scored = {v: {k: VideoScores.from_dict(d) for k, d in e["scores"].items()}
-              for v, e in entries.items() if "scores" in e}
+    scored = {v: e["scores"] for v, e in entries.items() if "scores" in e}
     invalid = [{"video": v, "reason": e["invalid"]} for v, e in entries.items() if "invalid" in e]
     for item in invalid:
         log(f"{run_dir}: {item['video']}: not scored ({item['reason']})")
-    summary = evaluator.summarize(scored, run_dir) if scored else {"summary": {}, "videos": []}
-    summary = {"evaluator": store.name, **summary, "invalid": invalid}
-    store.dir.mkdir(parents=True, exist_ok=True)
-    write_json(store.dir / "metrics.json", summary)
-    write_json(run_dir / "metrics.json", summary)
+    with staged(store.dir) as stage:
+        summary = evaluator.summarize(scored, stage) if scored else {"summary": {}, "videos": []}
+        summary = {"evaluator": store.name, **summary, "invalid": invalid}
+        write_json(stage / "metrics.json", summary)
+        publish(stage, run_dir, store.dir)
     log(f"{run_dir}: eval={store.name}: merged {len(scored)} videos"
         + (f", {len(invalid)} invalid" if invalid else "") + " -> metrics.json")
     return summary
@@ -226,16 +140,22 @@ def describe_missing(entries: dict, num_shards: int) -> str:
     return "; ".join(parts)
 
 
-def find_run_dirs(paths) -> list[Path]:
+# ---- many runs --------------------------------------------------------------------------------
+def find_run_dirs(paths, note: Callable = print) -> list[Path]:
     """Run dirs among `paths`: a dir with record.json, videos/ or .hydra/ is one; any other dir is
-    searched below for them (e.g. a sweep dir)."""
+    searched below for them (e.g. a sweep dir). An empty dir holds no runs yet (noted)."""
     markers = ("record.json", "videos", ".hydra")
     out = []
     for p in map(Path, paths):
-        if not p.is_dir():
+        if not p.exists():
             raise ConfigError(f"{p}: no such directory")
+        if not p.is_dir():
+            raise ConfigError(f"{p}: is a file, not a run dir or a dir of runs")
         if any((p / m).exists() for m in markers):
             out.append(p)
+            continue
+        if not any(p.iterdir()):
+            note(f"note: {p}: empty dir, no runs in it yet")
             continue
         found = {q.parent for m in markers for q in p.rglob(m)}
         found = sorted(d for d in found if not any(a in found for a in d.parents))  # not eval/x/videos
@@ -245,22 +165,58 @@ def find_run_dirs(paths) -> list[Path]:
     return out
 
 
-def evaluate_paths(paths, ecfg=None, *, force: bool = False, skip_unfinished: bool = False,
-                   log: Callable = print, err: Callable = print) -> int:
-    """Score every run dir under `paths` (CLI and score.py). Unfinished runs are refused before
-    anything is scored (exit status 2) unless `skip_unfinished`. Returns the exit status."""
-    runs = find_run_dirs(paths)
-    refused = {}
+def run_request(args: dict, *, log: Callable = print, err: Callable = print) -> int:
+    """The step behind both CLIs: validate `args` ({runs, eval, force, skip_unfinished}), check
+    every run, then score. Exit status: 2 bad input or a refused run (nothing scored; with
+    skip_unfinished the others are scored and 2 only if none could be), 1 scoring failed, else 0."""
+    try:
+        req = validate_request(args)
+        notes = []
+        runs = find_run_dirs(req.runs, note=notes.append)
+    except ConfigError as e:
+        err(f"error: {e}")
+        return 2
+    if not runs:
+        err(f"nothing to score: {', '.join(req.runs)}: empty, no runs in it yet")
+        return 0
+    for n in notes:
+        err(n)
+    plans, refused = {}, {}
     for r in runs:
         try:
-            load_finished(r)
-        except NotFinished as e:
+            plans[r] = plan_run(r, req.eval, force=req.force)
+        except ConfigError as e:
             refused[r] = str(e)
-    for msg in refused.values():
-        err(f"{'skipped' if skip_unfinished else 'error'}: {msg}")
-    if refused and not skip_unfinished:
+    for msg in _grouped(refused):
+        err(f"{'skipped' if req.skip_unfinished else 'error'}: {msg}")
+    if refused and (not req.skip_unfinished or not plans):
         return 2
-    unmerged = sum(evaluate_run(r, ecfg, force=force, log=log) is None for r in runs if r not in refused)
+    failed = unmerged = 0
+    for r, plan in plans.items():
+        try:
+            unmerged += score_planned(plan, log) is None
+        except Exception as e:          # noqa: BLE001 - one run's failure is reported, the rest go on
+            failed += 1
+            err(f"error: {r}: scoring failed: {one_line(e)} (traceback: {_log_traceback(plan)})")
     if unmerged:
         err(f"{unmerged} run(s) not merged yet (videos unscored, see above)")
-    return 0
+    return 1 if failed else 0
+
+
+def _grouped(refused: dict[Path, str]) -> list[str]:
+    """One line per reason: a reason that names no run (a bad eval key) is said once, with the
+    runs it refused."""
+    by_reason: dict[str, list[Path]] = {}
+    for run, msg in refused.items():
+        by_reason.setdefault(msg, []).append(run)
+    return [msg if str(runs[0]) in msg else
+            f"{msg} (run {runs[0]}" + (f" and {len(runs) - 1} more)" if len(runs) > 1 else ")")
+            for msg, runs in by_reason.items()]
+
+
+def _log_traceback(plan: RunPlan) -> Path:
+    path = plan.store.dir / "errors.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(traceback.format_exc())
+    return path

@@ -18,7 +18,7 @@ from ..horizons import HORIZON_FRAMES
 from ..toyworld.world import DEFAULT_CONFIG, TOY_FPS, ToyWorld, world_config
 from .frame_evaluator import FrameEvaluator
 from .registry import register
-from .rundir import atomic
+from .outputs import atomic
 from .schema import CLIP_SECONDS, VideoScores, summarize_videos, write_clip_csv
 from .toy import ToyEvaluator
 

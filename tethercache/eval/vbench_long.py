@@ -39,9 +39,10 @@ import subprocess
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..typed_fields import as_float
 from .registry import register
-from .rundir import atomic
 from .metrics import FILTERED_DIMENSIONS, LONG_CUSTOM_DIMENSIONS, METRICS
+from .outputs import atomic
 from .schema import CLIP_SECONDS, ClipScores, VideoScores, summarize_videos, write_clip_csv
 from .scores import drifts
 from .video_checks import scan_mp4
@@ -97,6 +98,8 @@ class VBenchLongEvaluator:
         if not dims or bad:
             raise ConfigError(f"eval.dimensions: {bad or dims} not scoreable by VBench-Long on custom "
                               f"prompts; allowed: {list(LONG_CUSTOM_DIMENSIONS)}")
+        if e.get("timeout_s") is not None and as_float("eval.timeout_s", e.timeout_s) <= 0:
+            raise ConfigError(f"eval.timeout_s={e.timeout_s}: must be > 0 seconds, or null (no limit)")
         problems = cls(e).missing()
         if problems:
             raise ConfigError("eval=vbench_long cannot run here: " + "; ".join(problems))

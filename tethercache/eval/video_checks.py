@@ -2,6 +2,8 @@
 or empty. They get an "invalid" entry with the reason, never normal metrics (contracts)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -38,3 +40,22 @@ def scan_mp4(path) -> tuple[int, float, str | None]:
         return 0, fps, "no frames"
     reason = f"constant video: every pixel of every frame is {tuple(lo.tolist())}" if (lo == hi).all() else None
     return n, fps, reason
+
+
+def unreadable_reason(path) -> str | None:
+    """None for an mp4 whose container opens and whose first video frame decodes, else what is
+    wrong with the file (empty, not a video, no video stream): checked before any scoring."""
+    import av
+    path = Path(path)
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                return "no video stream"
+            if next(c.decode(c.streams.video[0]), None) is None:
+                return "no decodable video frame"
+    except (av.FFmpegError, ValueError, UnicodeDecodeError) as e:
+        what = getattr(e, "strerror", None) or (str(e).splitlines() or [""])[0]   # av's own text names the file
+        return f"not a readable video ({type(e).__name__}: {what})"
+    return None
