@@ -7,6 +7,7 @@ import torch
 from ..model.wan import SIZES
 from .world import ToyWorld
 
+CHUNK = 3                             # latent frames per causal chunk (training and sampling)
 CODEC_FACTOR = 2                      # pixel-unshuffle 2, then the toy model's patch
 PX_PER_TOKEN = CODEC_FACTOR * SIZES["toy"].patch_size[2]
 
