@@ -2,9 +2,9 @@
 
 `AutoencoderKLWan.decode()` clears its causal-conv cache on every call, so decoding chunk by
 chunk with it leaves a seam at every chunk boundary (each chunk's causal convs restart from zero
-padding). The stream decoder here drives `post_quant_conv` + `decoder` one latent frame at a time, as `_decode` does, but keeps
-the causal-conv cache in the stream object across pushes: the concatenation of pushes equals
-one whole-video decode, and two streams never share state.
+padding). The stream decoder here drives `post_quant_conv` + `decoder` one latent frame at a
+time, as `_decode` does, but keeps the causal-conv cache in the stream object across pushes:
+the concatenation of pushes equals one whole-video decode, and two streams never share state.
 
 Model latents are normalized per channel: latent = (z - latents_mean) / latents_std.
 """
