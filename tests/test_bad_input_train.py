@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import save_file
 
 from conftest import ROOT
@@ -59,7 +60,7 @@ def test_an_out_dir_holding_weights_needs_overwrite(tmp_path, capsys, shipped):
 def _fixtures(tmp_path) -> dict:
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "not.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
-    save_file({"w": __import__("torch").zeros(2)}, str(tmp_path / "other.safetensors"))
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     return {"@FILE": tmp_path / "a_file", "@NOTST": tmp_path / "not.safetensors",
             "@OTHER": tmp_path / "other.safetensors", "@MISSING": tmp_path / "missing.safetensors"}
 

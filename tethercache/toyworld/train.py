@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,7 +29,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model.wan import SIZES, X0_SIGMA_FLOOR
-from .card import sampling_line  # noqa: F401  (the CLI's public face: tests read the card's sampler)
+from .card import sampling_line  # noqa: F401 - re-exported: the trainer's names, reached from its CLI
 from .conditioning import CHUNK
 from .trainer import CHECKPOINT, RESULTS, RUN_ONLY_ARGS, WEIGHTS_DIR, ResumeError, Trainer, world_of  # noqa: F401
 from .world import WorldConfig, world_config
