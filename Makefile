@@ -38,16 +38,19 @@ bench: setup
 #   make toy-model-v1   2000 steps from scratch, default world   -> outputs/toy_model_v1 (toy_wan_v1)
 #   make toy-model-v2   1300 steps from v1, 12-px sprites          -> outputs/toy_model_v2 (toy_wan_v2)
 #   make toy-model       500 steps from v2, sprites start in view  -> the shipped toy_wan.safetensors
+# `make toy-model` replaces the shipped weights, card, curve and log (--overwrite says so; the
+# trainer refuses any --out holding results without it). Into another dir: make toy-model TOY_OUT=...
 # From scratch: make toy-model-v1, make toy-model-v2 TOY_V1=outputs/toy_model_v1/toy_wan.safetensors,
 # make toy-model TOY_INIT=outputs/toy_model_v2/toy_wan.safetensors.
 # Resumable: an interrupted stage continues from its last checkpoint (every 100 steps).
 # TOY_ARGS adds run-only flags, e.g. TOY_ARGS="--device cuda" or TOY_ARGS="--stop-at 300".
 TOY_INIT ?= tethercache/toyworld/weights/toy_wan_v2.safetensors
 TOY_RECIPE ?= --init $(TOY_INIT) --steps 500 --warmup 50 --lr 0.00075 --ema 0.995 --sprite-clips 0.5 --sprite-size 12 --sprite-layout start
+TOY_OUT ?= tethercache/toyworld/weights
 TOY_V1 ?= tethercache/toyworld/weights/toy_wan_v1.safetensors
 TOY_TRAIN = OMP_WAIT_POLICY=PASSIVE $(PY) -m tethercache.toyworld.train
 toy-model: setup
-	$(TOY_TRAIN) $(TOY_RECIPE) --resume $(TOY_ARGS)
+	$(TOY_TRAIN) $(TOY_RECIPE) --out $(TOY_OUT) --overwrite --resume $(TOY_ARGS)
 
 toy-model-v2: setup
 	$(TOY_TRAIN) --init $(TOY_V1) --steps 1300 --lr 0.00075 --sprite-clips 0.5 --sprite-size 12 --out outputs/toy_model_v2 --resume $(TOY_ARGS)

@@ -11,7 +11,7 @@ resampled with replacement; `--resamples`, `--seed`), marks intervals that exclu
 reports the seed-to-seed spread (mean over prompts of the std over seeds of the paired
 difference) where prompts have several seeds. Arms that differ in prompts, seeds or lengths are
 refused with a message saying what differs: a contrast over different videos is not paired.
-Protocol as commit-forcing (papers.md section 7): paired by prompt, 4,000 resamples. The
+Protocol as in the commit-forcing paper's evaluation: paired by prompt, 4,000 resamples. The
 percentile interval runs slightly narrow at tens of prompts (about 93 % coverage at 40 prompts,
 tests/test_contrasts.py); at the usual 200 it is close to 95 %.
 """

@@ -99,11 +99,11 @@ def main(argv=None):
         lever, weights = PROBES[name], BASE
         args = ["--init", BASE, "--steps", str(a.steps), "--lr", str(a.lr), "--warmup", "5",
                 "--ema", "0.9", "--threads", "1", "--ckpt-every", "0", "--log-every", str(a.steps),
-                "--out", str(out / name), *lever]
+                "--out", str(out / name), "--overwrite", *lever]     # probes are scratch: rerun in place
+        world = world_of(args)
         if not name.startswith("init"):
             train.Trainer(train.parse_args(args)).run()
             weights = str(out / name / "toy_wan.safetensors")
-        world = world_of(args)
         results[name] = {**score(weights, world, a.worlds, a.clip, seed=4321),
                          "cpu_seconds": round(time.process_time() - t0, 1)}
         print(name, json.dumps(results[name]), flush=True)

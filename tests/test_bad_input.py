@@ -91,6 +91,11 @@ CASES = [
     ([*TOY, "eval=toy", "eval.prefixes=[45s]"], "eval.prefixes"), (["+eval.foo=1"], "eval.foo"),
     (["logger.name=tensorboard"], "logger.name"), (["logger=wandb", "logger.mode=sometimes"], "logger.mode"),
     (["+logger.foo=1"], "logger.foo"),
+    # ---- backbone sub-sections ----
+    ([*TOY, "backbone.world=5"], "backbone.world"), (["backbone.codec=5"], "backbone.codec"),
+    (["backbone.model=5"], "backbone.model"), (["backbone.sampler=5"], "backbone.sampler"),
+    (["backbone.text=5"], "backbone.text"), ([*TOY, "backbone.sampler=null"], "backbone.sampler"),
+    (["backbone.text.kind=grammar"], "backbone.text.kind"),
 ]
 
 

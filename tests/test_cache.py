@@ -35,7 +35,8 @@ def step(session, start, passes=2):
 
 
 def self_forcing_reference(n_chunks, budget, sink):
-    """Self-Forcing's kv-cache index arithmetic (causal_model.py, reference §A.4) on frame ids."""
+    """Self-Forcing's kv-cache index arithmetic (its wan/modules/causal_model.py: the global and
+    local end indices of the rolling cache) on frame ids."""
     buf, local_end, global_end = [-1] * budget, 0, 0
     history = []
     for j in range(n_chunks):

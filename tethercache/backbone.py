@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
+from omegaconf import OmegaConf
 
 from .errors import ConfigError
 from .model.codec import Codec, PixelCodec
@@ -20,6 +20,37 @@ TEXT_KINDS = ("hash", "grammar", "umt5")
 CODEC_KINDS = ("pixel", "wan_vae")
 
 
+class World(Protocol):
+    """The world a backbone's rollouts live in, known from (prompt, seed): camera poses to condition
+    on, real frames to start from, the prompts it can show. The toy world's is `toyworld.WorldConfig`;
+    a text-only backbone has none."""
+
+    def check_prompt(self, prompt: str) -> str | None:
+        """Why the world cannot show `prompt`, or None."""
+
+    def poses(self, prompt: str, seed: int, n_frames: int) -> torch.Tensor:
+        """The camera pose of each latent frame, in the model's RoPE units."""
+
+    def real_frames(self, prompt: str, seed: int, n_frames: int) -> torch.Tensor:
+        """float [1, n, 3, H, W] in [-1, 1]: the world's first frames."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """`cfg.backbone` checked, without loading weights (`check_backbone`)."""
+    model: WanConfig
+    sampler: SamplerConfig
+    world: World | None
+    start_frames: int                # rollouts continue the world's first real frames (0: none)
+
+    def check_prompts(self, prompts: list[tuple[int, str]]) -> None:
+        """Every prompt is one the world can show (a backbone without a world takes any text)."""
+        for i, prompt in prompts:
+            problem = self.world.check_prompt(prompt) if self.world is not None else None
+            if problem:
+                raise ConfigError(f"prompts.texts[{i}]: {problem}")
+
+
 @dataclass
 class Backbone:
     name: str
@@ -29,17 +60,19 @@ class Backbone:
     latent_shape: tuple[int, int, int]       # channels, height, width
     chunk: int
     sampler: SamplerConfig
-    pose_fn: Callable[[str, int, int], torch.Tensor] | None = None  # toy: camera path
-    start_frames: int = 0            # toy: rollouts start from the world's first real frames
-    world: object = None             # toy: the WorldConfig the weights were trained on
+    world: World | None = None       # where rollouts live (toy backbones); None: text-only
+    start_frames: int = 0            # rollouts start from the world's first real frames
+
+    @property
+    def pose_fn(self) -> Callable[[str, int, int], torch.Tensor] | None:
+        """(prompt, seed, n_frames) -> camera poses; None for a backbone without a world."""
+        return self.world.poses if self.world is not None else None
 
     def start_latents(self, prompt: str, seed: int, batch: int = 1) -> torch.Tensor | None:
-        """The world's first `start_frames` real frames as latents (toy only), else None."""
+        """The world's first `start_frames` real frames as latents, else None."""
         if not self.start_frames:
             return None
-        from .toyworld.world import ToyWorld
-        frames, _ = ToyWorld(prompt, seed, self.world).render(self.start_frames)
-        images = frames.permute(0, 3, 1, 2).float()[None] / 127.5 - 1.0
+        images = self.world.real_frames(prompt, seed, self.start_frames)
         return self.codec.encode(images).expand(batch, -1, -1, -1, -1)
 
     @property
@@ -84,9 +117,22 @@ def model_config(bcfg) -> WanConfig:
     return cfg
 
 
-def check_backbone(bcfg) -> None:
+SECTIONS = {"text": True, "codec": True, "sampler": True, "model": False, "world": False}   # required?
+
+
+def check_sections(bcfg) -> None:
+    """`backbone.<section>` is a mapping (a scalar there is a typo, named before anything reads it)."""
+    for key, required in SECTIONS.items():
+        value = bcfg.get(key)
+        if not OmegaConf.is_dict(value) and not isinstance(value, dict) and (required or value is not None):
+            raise ConfigError(f"backbone.{key}={value!r}: must be a mapping of {key} fields "
+                              f"(e.g. backbone.{key}.<field>=...)")
+
+
+def check_backbone(bcfg) -> BackboneSpec:
     """Everything about `cfg.backbone` that can be checked without loading weights."""
-    model_config(bcfg)
+    check_sections(bcfg)
+    model = model_config(bcfg)
     if bcfg.get("weights") is not None:
         _require_path("backbone.weights", bcfg.get("weights"))
     elif bcfg.get("require_weights", False):
@@ -107,12 +153,29 @@ def check_backbone(bcfg) -> None:
         raise ConfigError(f"backbone.threads={threads}: must be null (torch default) or >= 1")
     if int(bcfg.codec.get("view_scale", 1)) < 1:
         raise ConfigError(f"backbone.codec.view_scale={bcfg.codec.view_scale}: must be >= 1")
-    toy_world(bcfg)
+    world = backbone_world(bcfg)
+    if bcfg.text.kind == "grammar" and world is None:
+        raise ConfigError("backbone.text.kind=grammar: reads toy-world prompts, so only toy-world "
+                          "backbones (poses: true) use it")
     start = int(bcfg.get("start_frames", 0))
-    if start and (start % bcfg.chunk or not bcfg.get("poses", False)):
+    if start and (start % bcfg.chunk or world is None):
         raise ConfigError(f"backbone.start_frames={start}: must be 0 or a multiple of the chunk "
                           f"({bcfg.chunk}), and only toy-world backbones have real frames")
-    sampler_config(bcfg).validate()
+    sampler = sampler_config(bcfg)
+    sampler.validate()
+    return BackboneSpec(model, sampler, world, start)
+
+
+def backbone_world(bcfg) -> World | None:
+    """The world the backbone lives in: `poses: true` backbones live in the toy world of
+    `backbone.world`, checked against the world their weights record; None for the others."""
+    if not bcfg.get("poses", False):
+        if bcfg.get("world"):
+            raise ConfigError("backbone.world: only toy-world backbones (poses: true) live in a toy world")
+        return None
+    from .toyworld.plugin import toy_world
+    weights = bcfg.get("weights")
+    return toy_world(bcfg.get("world"), resolve_path(weights) if weights else None)
 
 
 _SAMPLER_NUMBERS = {"int": int, "float": float, "float | None": float}
@@ -159,57 +222,16 @@ def _codec(ccfg, device, dtype) -> Codec:
     return WanVAECodec(ccfg.path, device=device, dtype=dtype)
 
 
-def toy_world(bcfg):
-    """`backbone.world` (toy backbones: the fields of the toy world that differ from the default,
-    as the weights' metadata records them) as a WorldConfig; None for other backbones."""
-    if not bcfg.get("poses", False):
-        if bcfg.get("world"):
-            raise ConfigError("backbone.world: only toy-world backbones (poses: true) live in a toy world")
-        return None
-    from .toyworld.world import world_config
-    return world_config(bcfg.get("world"))
-
-
-def _check_weights_world(bcfg, world) -> None:
-    """Toy weights record the world they were trained on; a rollout in another world (other sprite
-    sizes, ...) would be scored against a world the model never saw, so refuse it."""
-    path = resolve_path(bcfg.weights)
-    try:
-        from safetensors import safe_open
-        with safe_open(str(path), "pt") as f:
-            recorded = (f.metadata() or {}).get("world")
-    except Exception:                      # not safetensors: nothing recorded
-        return
-    if recorded is None:
-        return
-    from .toyworld.world import world_config
-    trained = world_config(json.loads(recorded), key=f"{path} metadata world")
-    if trained != world:
-        raise ConfigError(f"backbone.world={world.describe()} but {path} was trained on world "
-                          f"{trained.describe()}: set backbone.world to match the weights")
-
-
-def _pose_fn(bcfg):
-    """Toy backbones are conditioned on the camera pose of the world the prompt describes."""
-    if not bcfg.get("poses", False):
-        return None
-    from .toyworld.conditioning import camera_poses
-    return camera_poses
-
-
 def build_backbone(bcfg, device: str = "cpu") -> Backbone:
+    spec = check_backbone(bcfg)
     dtype = DTYPES[bcfg.dtype]
     torch.manual_seed(bcfg.get("init_seed", 0))
-    model = CausalWan(model_config(bcfg))
-    world = toy_world(bcfg)
+    model = CausalWan(spec.model)
     if bcfg.get("weights"):
-        if world is not None:
-            _check_weights_world(bcfg, world)
         from .model.loading import load_wan_weights
         load_wan_weights(model, resolve_path(bcfg.weights), use_ema=bcfg.get("use_ema", True))
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     return Backbone(
         name=bcfg.name, model=model, text_encoder=_text_encoder(bcfg.text, model.config.text_dim, device, dtype),
         codec=_codec(bcfg.codec, device, dtype), latent_shape=tuple(bcfg.latent),
-        chunk=bcfg.chunk, sampler=sampler_config(bcfg), pose_fn=_pose_fn(bcfg),
-        start_frames=int(bcfg.get("start_frames", 0)), world=world)
+        chunk=bcfg.chunk, sampler=spec.sampler, world=spec.world, start_frames=spec.start_frames)

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from .cache import build_policy
 from .errors import ConfigError
-from .backbone import check_backbone, model_config
+from .backbone import check_backbone, check_sections, model_config
 from .sampling import SamplerConfig
 from .typed_fields import as_bool, as_int, as_str, coerce_fields
 
@@ -187,8 +187,9 @@ def validate(cfg) -> Plan:
         key = getattr(e, "full_key", None) or "config"
         raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
     _top_level(cfg)
+    check_sections(cfg.backbone)
     _backbone_numbers(cfg.backbone)
-    check_backbone(cfg.backbone)
+    backbone = check_backbone(cfg.backbone)
     chunk, horizon = int(cfg.backbone.chunk), int(cfg.horizon.frames)
     if horizon <= 0 or horizon % chunk:
         raise ConfigError(f"horizon.frames={horizon}: must be a positive multiple of the chunk "
@@ -199,14 +200,8 @@ def validate(cfg) -> Plan:
     policy.validate(chunk, horizon, mcfg.rope_max_positions,
                     (int(cfg.backbone.latent[1]) // ph) * (int(cfg.backbone.latent[2]) // pw))
     prompts = load_prompts(cfg.prompts)
-    if cfg.backbone.text.kind == "grammar":            # toy prompts must parse before compute
-        from .toyworld.prompts import PromptError, parse_prompt
-        for i, p in prompts:
-            try:
-                parse_prompt(p)
-            except PromptError as e:
-                raise ConfigError(f"prompts.texts[{i}]: {e}") from None
-    if policy.needs_poses and not cfg.backbone.get("poses", False):
+    backbone.check_prompts(prompts)                    # e.g. toy prompts must parse before compute
+    if policy.needs_poses and backbone.world is None:
         raise ConfigError(f"cache.name={policy.name}: needs camera poses, i.e. a toy-world "
                           f"backbone (backbone={cfg.backbone.name})")
     from .eval.registry import check_evaluator

@@ -1,7 +1,7 @@
 """`full`: keep every frame (no eviction); storage is preallocated for the whole horizon.
 
 Its budget is the horizon, so it is not an equal-budget baseline: a growing cache also tests
-position extrapolation.
+position extrapolation (RoPE positions far beyond the clip length the model was trained on).
 """
 from dataclasses import dataclass
 

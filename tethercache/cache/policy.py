@@ -1,6 +1,6 @@
 """The policy seam: a cache policy is a small dataclass of hyper-parameters with two hooks.
 
-Moments:
+Moments (the session calls them: cache/session.py):
   * chunk start        -> `place(st, layer, frame_ids)`: make room and append the chunk's entries;
                           returns the token slots the chunk occupies (the session writes there);
   * each denoising pass -> the session overwrites the chunk's slots (no policy code needed);

@@ -2,7 +2,7 @@
 
 Layout per layer, in slot order (= RoPE order in relative mode):
     [ sink S | memory M | recent R ],   K = budget = S + M + R frames, current chunk included.
-Schedule (as the official release), every layer with its own state:
+Schedule (the official release; the paper's sections 5.2-5.4), every layer with its own state:
   * chunk start (`place`): warm-up appends the chunk; regions by slot. Once full, the C oldest
     recent frames (the head of `recent`) are copied out as the layer's *pending* frames and
     dropped (recent shifts left), and the chunk is appended as recent. While the chunk denoises

@@ -4,7 +4,7 @@ standard-horizon prefixes, and write clips.csv + a quality-over-time plot.
 Prefixes: generation is causal and seeded chunk by chunk, so the first 120 latent frames of a
 240 s rollout are exactly the 30 s rollout; scoring prefixes gives 30s/60s/240s from one run.
 Per camera period: the camera ping-pongs, so the last seconds of a video can sit at the start
-position; quality per full period is position-balanced (toyworld_feasibility.md, lesson 3).
+position; quality per full period is position-balanced (each period shows every camera position once).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Load Wan2.1 transformer weights into `CausalWan.net`, whatever their on-disk format.
 
-Accepted (reference §A.7, §C.5):
+Accepted (the formats Self-Forcing and Wan2.1 publish):
   * Self-Forcing `.pt`: `torch.save({"generator", "critic", "generator_ema"})`, keys
     `model.<original Wan key>`;
   * original Wan weights (Wan-AI/Wan2.1-T2V-1.3B): a `.safetensors` file or a directory with

@@ -1,7 +1,7 @@
 """Text encoders: prompts -> per-token embeddings [B, L, dim] for the model's cross-attention.
 
 The real one is Wan's UMT5-XXL encoder, read from a local Wan2.1-T2V-1.3B-Diffusers directory
-(`tokenizer/`, `text_encoder/`). As in Self-Forcing's WanTextEncoder (reference §A.6) prompts
+(`tokenizer/`, `text_encoder/`). As in Self-Forcing's WanTextEncoder (utils/wan_wrapper.py) prompts
 are padded to 512 tokens and the embeddings of padding positions are zeroed, so the model
 sees the same context whatever the padding length the encoder itself would produce.
 """

@@ -1,10 +1,10 @@
 """The Wan2.1 VAE as a streaming `Codec` (diffusers' `AutoencoderKLWan`, read from a local dir).
 
 `AutoencoderKLWan.decode()` clears its causal-conv cache on every call, so decoding chunk by
-chunk with it leaves a seam at every chunk boundary (reference §C.2). The stream decoder here
-drives `post_quant_conv` + `decoder` one latent frame at a time, as `_decode` does, but keeps
-the causal-conv cache in the stream object across pushes: the concatenation of pushes equals
-one whole-video decode, and two streams never share state.
+chunk with it leaves a seam at every chunk boundary (each chunk's causal convs restart from zero
+padding). The stream decoder here drives `post_quant_conv` + `decoder` one latent frame at a
+time, as `_decode` does, but keeps the causal-conv cache in the stream object across pushes:
+the concatenation of pushes equals one whole-video decode, and two streams never share state.
 
 Model latents are normalized per channel: latent = (z - latents_mean) / latents_std.
 """

@@ -8,7 +8,7 @@ over diffusers' `WanTransformer3DModel.forward`:
     Keys reach the cache unrotated; RoPE is applied on read (the model knows no policy);
   * text cross-attention K/V computed once per prompt (`text_kv`);
   * explicit frame positions and an optional block-causal mask for whole-sequence passes.
-Numerics follow the original Wan (reference §C.5): float64 timestep sinusoid and RoPE angles,
+Numerics follow the original Wan (wan/modules/model.py): float64 timestep sinusoid and RoPE angles,
 float32 RMS/Layer norms and modulation, the residual stream kept in the model dtype.
 """
 from __future__ import annotations

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from ..model.wan import SIZES
-from .world import ToyWorld
+from .world import DEFAULT_CONFIG
 
+CHUNK = 3                             # latent frames per causal chunk (training and sampling)
 CODEC_FACTOR = 2                      # pixel-unshuffle 2, then the toy model's patch
 PX_PER_TOKEN = CODEC_FACTOR * SIZES["toy"].patch_size[2]
 
@@ -18,4 +19,4 @@ def pose_tokens(camera_x: torch.Tensor) -> torch.Tensor:
 
 def camera_poses(prompt: str, seed: int, n_frames: int) -> torch.Tensor:
     """The pose of every latent frame of a rollout of `prompt` (the camera path is known)."""
-    return pose_tokens(ToyWorld(prompt, seed).camera_x(n_frames))
+    return DEFAULT_CONFIG.poses(prompt, seed, n_frames)

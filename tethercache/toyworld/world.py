@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .prompts import WorldSpec, parse_prompt
+from .prompts import PromptError, WorldSpec, parse_prompt
 
 TOY_FPS = 4                  # toy frames (= latent frames) per second
 REVISIT_MIN_GAP = 21         # frames; revisits closer than this are within a typical cache window
@@ -42,6 +42,25 @@ class WorldConfig:
     def describe(self) -> dict:
         """The fields that differ from the default world (what weights record they were trained on)."""
         return {k: v for k, v in self.__dict__.items() if v != getattr(DEFAULT_CONFIG, k)}
+
+    # ---- as a backbone's world (tethercache.backbone.World) ---------------------------------
+    def check_prompt(self, prompt: str) -> str | None:
+        """Why this world cannot show `prompt` (the grammar's first bad slot), or None."""
+        try:
+            parse_prompt(prompt)
+        except PromptError as e:
+            return str(e)
+        return None
+
+    def poses(self, prompt: str, seed: int, n_frames: int) -> torch.Tensor:
+        """The camera pose the toy backbone is conditioned on, per latent frame (the path is known)."""
+        from .conditioning import pose_tokens       # conditioning reads this module: imported here
+        return pose_tokens(ToyWorld(prompt, seed, self).camera_x(n_frames))
+
+    def real_frames(self, prompt: str, seed: int, n_frames: int) -> torch.Tensor:
+        """float [1, n, 3, H, W] in [-1, 1]: the world's first frames, for rollouts that continue them."""
+        frames, _ = ToyWorld(prompt, seed, self).render(n_frames)
+        return frames.permute(0, 3, 1, 2).float()[None] / 127.5 - 1.0
 
 
 DEFAULT_CONFIG = WorldConfig()
