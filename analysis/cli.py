@@ -36,15 +36,16 @@ def parse(parser: argparse.ArgumentParser, argv, check) -> argparse.Namespace:
     return args
 
 
-def count(flag: str, value, lo: int = 1) -> int:
-    """An integer >= lo (resamples, seeds, heights)."""
+def count(flag: str, value, lo: int = 1, hi: int | None = None) -> int:
+    """An integer in [lo, hi] (resamples, seeds, heights)."""
+    allowed = f"must be an integer >= {lo}" if hi is None else f"must be in [{lo}, {hi}]"
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             value = int(str(value), 10)
         except ValueError:
-            raise BadArgument(f"{flag}={value}: must be an integer >= {lo}") from None
-    if value < lo:
-        raise BadArgument(f"{flag}={value}: must be an integer >= {lo}")
+            raise BadArgument(f"{flag}={value}: {allowed}") from None
+    if value < lo or (hi is not None and value > hi):
+        raise BadArgument(f"{flag}={value}: {allowed}")
     return value
 
 

@@ -76,7 +76,15 @@ class CorruptFile(ValueError):
 
     def __init__(self, path: Path, what: str):
         super().__init__(f"{Path(path).name}: {what}")
-        self.path = Path(path)
+        self.path, self.what = Path(path), what
+
+    def in_run(self, run_dir: Path) -> str:
+        """'<file relative to the run dir>: <what is wrong>'."""
+        try:
+            rel = self.path.relative_to(run_dir)
+        except ValueError:
+            rel = self.path
+        return f"{rel}: {self.what}"
 
 
 def read_metrics(run_dir: Path) -> dict:
@@ -188,33 +196,32 @@ def run_rows(run_dir: Path, rec: dict) -> list[dict]:
 
 
 def collect_runs(roots) -> tuple[pd.DataFrame, list[RunState]]:
-    """(one row per (run, video, horizon) over the usable complete runs, every other run with
-    its status and reason: failed, interrupted, unfinished, corrupt)."""
+    """(one row per (run, video, horizon) over the usable complete runs, every run dir with its
+    status: complete, or failed, interrupted, unfinished, corrupt with the reason)."""
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
-    rows, skipped = [], []
+    rows, states = [], []
     for state in run_states(roots):
-        if state.status != "complete":
-            skipped.append(state)
-            continue
-        try:
-            rows += run_rows(state.run_dir, state.record)
-        except CorruptFile as e:
-            skipped.append(RunState(state.run_dir, "corrupt", str(e), None))
+        if state.status == "complete":
+            try:
+                rows += run_rows(state.run_dir, state.record)
+            except CorruptFile as e:
+                state = RunState(state.run_dir, "corrupt", str(e), None)
+        states.append(state)
     df = pd.DataFrame(rows)
     if len(df):
         df["variant"] = variant_labels(df)
         df = df.sort_values(["backbone", "preset", "horizon_s", "run_dir", "video"],
                             kind="stable").reset_index(drop=True)
-    return df, skipped
+    return df, states
 
 
 def collect(roots=("outputs",), report=None) -> pd.DataFrame:
     """collect_runs' rows; the skipped runs (and missing shards) are listed on `report`."""
-    df, skipped = collect_runs(roots)
-    for state in skipped:
-        print(f"skipped, {describe(state)}: {state.run_dir}", file=report or sys.stderr)
-    complete = sorted(set(map(Path, df["run_dir"]))) if len(df) else []
-    for line in missing_shards(complete):
+    df, states = collect_runs(roots)
+    for state in states:
+        if state.status != "complete":
+            print(f"skipped, {describe(state)}: {state.run_dir}", file=report or sys.stderr)
+    for line in missing_shards([s.run_dir for s in states if s.status == "complete"]):
         print(line, file=report or sys.stderr)
     return df
 
