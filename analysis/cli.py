@@ -73,7 +73,7 @@ def output_dir(flag: str, path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise BadArgument(f"{flag}={path}: is a file, not a folder")
-    _writable(flag, path)
+    _writable_folder(flag, path, path)
     return path
 
 
@@ -82,13 +82,16 @@ def output_file(flag: str, path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise BadArgument(f"{flag}={path}: is a folder, not a file")
-    _writable(flag, path.parent if not path.exists() else path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise BadArgument(f"{flag}={path}: is not writable")
+    _writable_folder(flag, path, path.parent)
     return path
 
 
-def _writable(flag: str, path: Path) -> None:
-    base = _nearest_existing(path)
-    if not base.is_dir() and base != path.absolute():
+def _writable_folder(flag: str, path: Path, folder: Path) -> None:
+    """`folder` (where `path` goes) exists or can be made, and can be written."""
+    base = _nearest_existing(folder)
+    if not base.is_dir():
         raise BadArgument(f"{flag}={path}: {base} is a file, not a folder")
-    if not os.access(base, os.W_OK | (os.X_OK if base.is_dir() else 0)):
+    if not os.access(base, os.W_OK | os.X_OK):
         raise BadArgument(f"{flag}={path}: {base} is not writable")

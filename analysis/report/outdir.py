@@ -5,6 +5,7 @@ write is never deleted or overwritten."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tethercache.rundir import write_json
@@ -13,8 +14,10 @@ from ..cli import BadArgument
 
 MANIFEST = ".report-manifest.json"
 TOOL = "analysis.report"
-# the report's own top-level names: a foreign file there is never overwritten, even with --force
-OWN_NAMES = ("index.html", "report.js", "report.css", "data", "media")
+# the names the report writes: a foreign file by one of these names is never overwritten, even
+# with --force (any other foreign file, in media/ too, is simply left alone)
+OWN_NAMES = re.compile(r"(index\.html|report\.js|report\.css|data/[^/]+\.js"
+                       r"|media/[0-9a-f]{16}(\.tmp)?\.(mp4|jpg|json))")
 
 
 def _previous(root: Path) -> set[str] | None:
@@ -24,18 +27,15 @@ def _previous(root: Path) -> set[str] | None:
     except (OSError, ValueError):
         return None
     files = m.get("files") if isinstance(m, dict) and m.get("tool") == TOOL else None
-    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else None
+    # only the report's own names: a hand-edited manifest cannot make it delete anything else
+    return {f for f in files if isinstance(f, str) and OWN_NAMES.fullmatch(f)} \
+        if isinstance(files, list) else None
 
 
 def _foreign(root: Path, owned: set[str]) -> list[str]:
-    """Files under the report's own names that the manifest does not list."""
-    out = []
-    for name in OWN_NAMES:
-        p = root / name
-        paths = [q for q in p.rglob("*") if not q.is_dir()] if p.is_dir() else [p] if p.exists() else []
-        out += [q.relative_to(root).as_posix() for q in paths
-                if q.relative_to(root).as_posix() not in owned]
-    return sorted(out)
+    """Files by the report's own names that the manifest does not list."""
+    rels = (p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir())
+    return sorted(r for r in rels if OWN_NAMES.fullmatch(r) and r not in owned)
 
 
 def check(flag: str, root: Path, force: bool) -> None:
