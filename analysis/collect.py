@@ -171,6 +171,10 @@ def _chunk_median(sample: dict, frames: int, chunk: int | None) -> float | None:
 def run_rows(run_dir: Path, rec: dict) -> list[dict]:
     """All rows of one complete run dir (its checked record.json); CorruptFile if its metrics
     cannot be read."""
+    for key, kind in (("horizon", str), ("latent_frames", int)):
+        if not isinstance(rec.get(key), kind) or isinstance(rec.get(key), bool):
+            raise CorruptFile(run_dir / "record.json", f"status complete, but {key!r} is missing "
+                                                      f"or not a {kind.__name__}")
     base = _run_columns(run_dir, rec)
     chunk = ((rec.get("config") or {}).get("backbone") or {}).get("chunk")
     metrics = read_metrics(run_dir)

@@ -195,6 +195,9 @@ CORRUPT = [
     ("record not an object", "record.json", _write("[1, 2, 3]"), ALL, True),
     ("record random bytes", "record.json", _random, ALL, True),
     ("record complete without fields", "record.json", _write('{"status": "complete"}'), ALL, True),
+    ("record complete without horizon", "record.json", lambda p: p.write_text(json.dumps(
+        {k: v for k, v in json.loads(p.read_text()).items() if k not in ("horizon", "latent_frames")})),
+     ALL, True),
     ("record samples without ids", "record.json", lambda p: p.write_text(json.dumps(
         {**json.loads(p.read_text()), "samples": [{"prompt": "x"}]})), ALL, True),
     ("metrics truncated", "metrics.json", _truncate, ALL, True),

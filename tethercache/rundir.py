@@ -109,10 +109,6 @@ def status(run_dir: Path) -> str:
     return s if s in STATUSES else "unfinished"
 
 
-# what a complete record must hold for its videos to be found and tabulated
-COMPLETE_FIELDS = {"samples": list, "horizon": str, "latent_frames": int}
-
-
 @dataclass(frozen=True)
 class RunState:
     run_dir: Path
@@ -145,32 +141,10 @@ def run_state(run_dir: Path) -> RunState:
 
 
 def _incomplete(rec: dict) -> str:
-    """What a complete record lacks ('' when nothing)."""
-    for key, kind in COMPLETE_FIELDS.items():
-        if not isinstance(rec.get(key), kind) or isinstance(rec.get(key), bool):
-            return f"{key!r} is missing or not a {kind.__name__}"
+    """What a complete record lacks to name its videos ('' when nothing)."""
+    if not isinstance(rec.get("samples"), list):
+        return "'samples' is missing or not a list"
     for i, s in enumerate(rec["samples"]):
         if not isinstance(s, dict) or not isinstance(s.get("id"), str):
             return f"samples[{i}] has no video id"
     return ""
-
-
-def only_bookkeeping(run_dir: Path) -> bool:
-    """True when nothing but Hydra's own files is in the dir (nothing that looks like a run)."""
-    return run_dir.is_dir() and all(p.name in BOOKKEEPING for p in run_dir.iterdir())
-
-
-@contextmanager
-def signals_interrupt():
-    """SIGTERM raises `Interrupted` in the main thread for the duration (SIGINT already does)."""
-    def handler(signum, _frame):
-        raise Interrupted(signal.Signals(signum).name)
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:          # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
