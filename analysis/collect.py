@@ -71,6 +71,13 @@ def describe(state: RunState) -> str:
     return f"{state.status} ({state.reason})"
 
 
+def print_skipped(states: list[RunState], file) -> None:
+    """One line per run dir that is not complete: its status, reason and path."""
+    for state in states:
+        if state.status != "complete":
+            print(f"skipped, {describe(state)}: {state.run_dir}", file=file)
+
+
 class CorruptFile(ValueError):
     """A file of a complete run that cannot be read; str() names the file and what is wrong."""
 
@@ -222,9 +229,7 @@ def collect_runs(roots) -> tuple[pd.DataFrame, list[RunState]]:
 def collect(roots=("outputs",), report=None) -> pd.DataFrame:
     """collect_runs' rows; the skipped runs (and missing shards) are listed on `report`."""
     df, states = collect_runs(roots)
-    for state in states:
-        if state.status != "complete":
-            print(f"skipped, {describe(state)}: {state.run_dir}", file=report or sys.stderr)
+    print_skipped(states, report or sys.stderr)
     for line in missing_shards([s.run_dir for s in states if s.status == "complete"]):
         print(line, file=report or sys.stderr)
     return df

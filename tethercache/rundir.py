@@ -148,3 +148,24 @@ def _incomplete(rec: dict) -> str:
         if not isinstance(s, dict) or not isinstance(s.get("id"), str):
             return f"samples[{i}] has no video id"
     return ""
+
+
+def only_bookkeeping(run_dir: Path) -> bool:
+    """True when nothing but Hydra's own files is in the dir (nothing that looks like a run)."""
+    return run_dir.is_dir() and all(p.name in BOOKKEEPING for p in run_dir.iterdir())
+
+
+@contextmanager
+def signals_interrupt():
+    """SIGTERM raises `Interrupted` in the main thread for the duration (SIGINT already does)."""
+    def handler(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:          # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -12,7 +12,7 @@ from pathlib import Path
 from tethercache.eval.schema import DIMENSIONS
 
 from .. import cli
-from ..collect import CorruptFile, collect_runs, describe
+from ..collect import CorruptFile, collect_runs, print_skipped
 from ..rows import row_order
 from . import outdir
 from .html_tables import find_contrasts
@@ -35,9 +35,7 @@ def build(roots, out_dir, preview_height: int = 256, contrasts=(), log=None) -> 
     if not states:
         print(f"no run dirs under {', '.join(map(str, roots))}: nothing written", file=log)
         return None
-    for s in states:
-        if s.status != "complete":
-            print(f"skipped, {describe(s)}: {s.run_dir}", file=log)
+    print_skipped(states, log)
     records = {str(s.run_dir): s.record for s in states if s.status == "complete"}
     statuses = [run_row(s) for s in states]
     out = OwnedDir.open(Path(out_dir))
