@@ -7,23 +7,26 @@ leading 30 s / 60 s of a longer causal rollout, identical to the shorter run) gi
 `prefix=True`. Columns: run/config identity (backbone, preset, policy, cache params), the video
 (id, prompt, sample seed, evaluator), every metric the evaluator wrote, and cost (chunk latency
 median, KV-cache MB, peak RSS). Only complete runs give rows; every other run dir is listed on
-stderr with its status and never averaged: failed / interrupted (record.json says why) and
-unfinished (Hydra bookkeeping or videos but no record.json: still running, or killed).
+stderr with its status and never averaged: failed / interrupted (record.json says why),
+unfinished (Hydra bookkeeping or videos but no record.json: still running, or killed) and corrupt
+(a record.json or metrics.json that cannot be read: the file and what is wrong).
 Prompt shards (prompts.shard / num_shards) of one setting merge into one set of rows (video ids
 keep the suite's prompt index); shards with no complete run are reported as missing.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
 from tethercache.horizons import HORIZON_FRAMES       # prefix name -> latent frames
-from tethercache.rundir import read_record, status
+from tethercache.rundir import RunState, run_state
+
+from .cli import Parser, output_file, parse, run_paths
 
 CACHE_KEYS = ("budget", "sink", "memory", "recent", "alpha", "tau", "temperature", "rope",
               "grab", "tame", "tame_target", "scope")
@@ -41,8 +44,9 @@ def _horizon_seconds(name: str) -> float:
         return float("inf")
 
 
-def find_runs(roots) -> tuple[list[Path], list[Path]]:
-    """(complete run dirs, unfinished run dirs) under the roots, sorted by path."""
+def run_states(roots) -> list[RunState]:
+    """The status of every run dir under the roots (a dir holding record.json, .hydra/ or
+    videos/), sorted by path."""
     dirs: set[Path] = set()
     for root in map(Path, roots):
         if not root.exists():
@@ -51,25 +55,72 @@ def find_runs(roots) -> tuple[list[Path], list[Path]]:
             dirs |= {p.parent for p in root.rglob(marker)}
             if (root / marker).exists():
                 dirs.add(root)
-    complete, unfinished = [], []
-    for d in sorted(dirs):
-        (complete if status(d) == "complete" else unfinished).append(d)
-    return complete, unfinished
+    return [run_state(d) for d in sorted(dirs)]
 
 
-def describe(run_dir: Path) -> str:
-    """'failed (NonFiniteError: ...)', 'interrupted (...)' or 'unfinished (no record.json)'."""
-    state = status(run_dir)
-    if state == "unfinished":
-        return "unfinished (no complete record.json: still running or killed)"
-    return f"{state} ({(read_record(run_dir) or {}).get('reason', 'no reason recorded')})"
+def find_runs(roots) -> tuple[list[Path], list[Path]]:
+    """(complete run dirs, every other run dir) under the roots, sorted by path."""
+    states = run_states(roots)
+    return ([s.run_dir for s in states if s.status == "complete"],
+            [s.run_dir for s in states if s.status != "complete"])
+
+
+def describe(state: RunState) -> str:
+    """'failed (NonFiniteError: ...)', 'corrupt (metrics.json: not valid JSON ...)', ..."""
+    return f"{state.status} ({state.reason})"
+
+
+def print_skipped(states: list[RunState], file) -> None:
+    """One line per run dir that is not complete: its status, reason and path."""
+    for state in states:
+        if state.status != "complete":
+            print(f"skipped, {describe(state)}: {state.run_dir}", file=file)
+
+
+class CorruptFile(ValueError):
+    """A file of a complete run that cannot be read; str() names the file and what is wrong."""
+
+    def __init__(self, path: Path, what: str):
+        super().__init__(f"{Path(path).name}: {what}")
+        self.path, self.what = Path(path), what
+
+    def in_run(self, run_dir: Path) -> str:
+        """'<file relative to the run dir>: <what is wrong>'."""
+        try:
+            rel = self.path.relative_to(run_dir)
+        except ValueError:
+            rel = self.path
+        return f"{rel}: {self.what}"
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """metrics.json of a run ({} when not scored yet), checked enough to tabulate."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return {}
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFile(path, f"not valid JSON ({type(e).__name__})") from None
+    if not isinstance(m, dict):
+        raise CorruptFile(path, "not a JSON object")
+    parts = {"videos": m.get("videos", [])}
+    prefixes = m.get("prefixes") or {}
+    if not isinstance(prefixes, dict) or not all(isinstance(v, dict) for v in prefixes.values()):
+        raise CorruptFile(path, "'prefixes' is not an object of objects")
+    parts.update({f"prefixes.{h}.videos": v.get("videos", []) for h, v in prefixes.items()})
+    for where, videos in parts.items():
+        if not isinstance(videos, list) or not all(isinstance(v, dict) and isinstance(v.get("video"), str)
+                                                   for v in videos):
+            raise CorruptFile(path, f"'{where}' is not a list of video scores")
+    return m
 
 
 def missing_shards(complete: list[Path]) -> list[str]:
     """One line per sharded setting with shards that have no complete run."""
     groups: dict[str, tuple[int, dict]] = {}
     for d in complete:
-        rec = read_record(d) or {}
+        rec = run_state(d).record
         n = int((rec.get("shard") or {}).get("num_shards", 1))
         if n <= 1:
             continue
@@ -123,13 +174,16 @@ def _chunk_median(sample: dict, frames: int, chunk: int | None) -> float | None:
     return statistics.median(cs) if cs else sample.get("chunk_seconds_median")
 
 
-def run_rows(run_dir: Path) -> list[dict]:
-    """All rows of one complete run dir."""
-    rec = json.loads((run_dir / "record.json").read_text())
+def run_rows(run_dir: Path, rec: dict) -> list[dict]:
+    """All rows of one complete run dir (its checked record.json); CorruptFile if its metrics
+    cannot be read."""
+    for key, kind in (("horizon", str), ("latent_frames", int)):
+        if not isinstance(rec.get(key), kind) or isinstance(rec.get(key), bool):
+            raise CorruptFile(run_dir / "record.json", f"status complete, but {key!r} is missing "
+                                                      f"or not a {kind.__name__}")
     base = _run_columns(run_dir, rec)
     chunk = ((rec.get("config") or {}).get("backbone") or {}).get("chunk")
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = read_metrics(run_dir)
     parts = [(rec["horizon"], rec["latent_frames"], False, metrics.get("videos", []))]
     for h, part in (metrics.get("prefixes") or {}).items():
         parts.append((h, HORIZON_FRAMES.get(h), True, part.get("videos", [])))
@@ -151,20 +205,32 @@ def run_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
-def collect(roots=("outputs",), report=None) -> pd.DataFrame:
-    """One row per (run, video, horizon) over every complete run dir under the roots."""
+def collect_runs(roots) -> tuple[pd.DataFrame, list[RunState]]:
+    """(one row per (run, video, horizon) over the usable complete runs, every run dir with its
+    status: complete, or failed, interrupted, unfinished, corrupt with the reason)."""
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
-    complete, unfinished = find_runs(roots)
-    for d in unfinished:
-        print(f"skipped, {describe(d)}: {d}", file=report or sys.stderr)
-    for line in missing_shards(complete):
-        print(line, file=report or sys.stderr)
-    rows = [r for d in complete for r in run_rows(d)]
+    rows, states = [], []
+    for state in run_states(roots):
+        if state.status == "complete":
+            try:
+                rows += run_rows(state.run_dir, state.record)
+            except CorruptFile as e:
+                state = RunState(state.run_dir, "corrupt", str(e), None)
+        states.append(state)
     df = pd.DataFrame(rows)
     if len(df):
         df["variant"] = variant_labels(df)
         df = df.sort_values(["backbone", "preset", "horizon_s", "run_dir", "video"],
                             kind="stable").reset_index(drop=True)
+    return df, states
+
+
+def collect(roots=("outputs",), report=None) -> pd.DataFrame:
+    """collect_runs' rows; the skipped runs (and missing shards) are listed on `report`."""
+    df, states = collect_runs(roots)
+    print_skipped(states, report or sys.stderr)
+    for line in missing_shards([s.run_dir for s in states if s.status == "complete"]):
+        print(line, file=report or sys.stderr)
     return df
 
 
@@ -195,18 +261,28 @@ def config_value(df: pd.DataFrame, key: str) -> pd.Series:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="*", default=["outputs"], help="dirs to scan (default outputs/)")
     ap.add_argument("--out", default="results.csv", help="CSV path (default results.csv)")
-    a = ap.parse_args(argv)
-    try:
-        df = collect(a.roots)
-    except FileNotFoundError as e:
-        sys.exit(f"error: {e}")
+    a = parse(ap, argv, lambda a: (run_paths(a.roots), output_file("--out", a.out)))
+    df = collect(a.roots)
+    if df.empty:
+        nothing_to_do(a.roots)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(a.out, index=False)
-    n_runs = df["run_dir"].nunique() if len(df) else 0
-    print(f"{len(df)} rows from {n_runs} runs -> {a.out}", file=sys.stderr)
+    print(f"{len(df)} rows from {df['run_dir'].nunique()} runs -> {a.out}", file=sys.stderr)
+
+
+def nothing_to_do(roots) -> NoReturn:
+    """No complete run to read: a note (exit 0) when there are no run dirs at all, an error
+    (exit 1) when every run dir was skipped (listed above)."""
+    where = ", ".join(map(str, roots))
+    if not run_states(roots):
+        print(f"no run dirs under {where}: nothing written", file=sys.stderr)
+        sys.exit(0)
+    print(f"error: no complete runs under {where} (the skipped ones are listed above); "
+          "nothing written", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ tests/test_contrasts.py); at the usual 200 it is close to 95 %.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -26,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tethercache.eval.metrics import metric as metric_def
+from tethercache.eval.metrics import METRICS, metric as metric_def
 
-from .collect import collect
-from .tables import add_quality, dedupe, row_order, write_table
+from .cli import BadArgument, Parser, count, fail, output_dir, parse, run_paths
+from .collect import collect, nothing_to_do
+from .markup import write_table
+from .rows import add_quality, dedupe, row_order
 
 # labels and scales to the table's x100 units: eval/metrics.py
 DEFAULT_METRICS = ("quality", "imaging_quality", "drift_5s", "drift_clip")
@@ -149,6 +150,15 @@ def contrast_table(df: pd.DataFrame, baseline: str, arms: list[str] | None, metr
     return [f"{a} vs {baseline}" for a in arms], groups, cells, spreads, records
 
 
+def known_arms(df: pd.DataFrame, *names: str) -> list[str]:
+    """The scored arms (variant labels); BadArgument naming the first of `names` that is not one."""
+    arms = row_order(df.loc[df["evaluator"].notna(), "variant"]) if "evaluator" in df else []
+    for flag, name in zip(("--baseline", *["--arms"] * (len(names) - 1)), names):
+        if name not in arms:
+            raise BadArgument(f"{flag}={name}: no such arm (scored arms: {', '.join(arms) or 'none'})")
+    return arms
+
+
 def write_contrast_csv(out_dir: Path, name: str, records: list[dict]) -> Path:
     """The contrasts in long form (one row per arm x horizon x metric, with lo/hi): what
     `analysis.report` reads, and what a script should read rather than the markdown."""
@@ -158,42 +168,58 @@ def write_contrast_csv(out_dir: Path, name: str, records: list[dict]) -> Path:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="*", default=["outputs"])
     ap.add_argument("--baseline", required=True, help="the arm (variant label) others are compared to")
     ap.add_argument("--arms", nargs="+", default=None, help="arms to compare (default: all others)")
     ap.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
-    ap.add_argument("--resamples", type=int, default=4000)
-    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    ap.add_argument("--resamples", default=4000, help="bootstrap resamples (>= 100)")
+    ap.add_argument("--seed", default=0, help="bootstrap seed")
     ap.add_argument("--out", default="tables")
-    a = ap.parse_args(argv)
-    if a.resamples < 100:
-        sys.exit(f"error: --resamples={a.resamples}: must be >= 100")
+
+    def check(a):
+        run_paths(a.roots)
+        output_dir("--out", a.out)
+        a.resamples, a.seed = count("--resamples", a.resamples, 100), count("--seed", a.seed, 0)
+        for m in a.metrics:
+            try:
+                metric_def(m)
+            except KeyError:
+                raise BadArgument(f"--metrics={m}: unknown metric; known: {', '.join(METRICS)}") from None
+    a = parse(ap, argv, check)
+    df = collect(a.roots)
+    if df.empty:
+        nothing_to_do(a.roots)
     try:
-        df = collect(a.roots)
-        if df.empty or df["evaluator"].isna().all():
-            sys.exit("error: no scored runs under " + ", ".join(a.roots))
-        written = []
+        known_arms(df, a.baseline, *(a.arms or ()))
+    except BadArgument as e:
+        fail(e)
+    tables = []
+    try:
         for (bb, ev), g in df[df["evaluator"].notna()].groupby(["backbone", "evaluator"]):
             g = add_quality(dedupe(g))
             if a.baseline not in set(g["variant"]):
                 continue
-            rows, groups, cells, spreads, records = contrast_table(g, a.baseline, a.arms, a.metrics,
-                                                                   a.resamples, a.seed)
-            note = (f"Paired by prompt: per-prompt mean over seeds of (arm - {a.baseline}), x100 for "
-                    f"[0, 1] scores (drifts already x100); mean over prompts [95 % percentile bootstrap "
-                    f"over prompts, {a.resamples} resamples, seed {a.seed}]; * = interval excludes 0. "
-                    + ("Seed-to-seed spread (std over seeds of the paired difference, mean over "
-                       "prompts): " + "; ".join(spreads) + "." if spreads else "One seed per prompt."))
-            written += write_table(Path(a.out), f"contrasts_{bb}_{ev}", (rows, groups, cells),
-                                   "contrast", note)
-            written.append(write_contrast_csv(Path(a.out), f"contrasts_{bb}_{ev}", records))
-    except (NotPaired, FileNotFoundError) as e:
+            arms = [x for x in a.arms if x in set(g["variant"])] if a.arms else None
+            if arms == []:
+                continue
+            tables.append((f"contrasts_{bb}_{ev}", contrast_table(g, a.baseline, arms, a.metrics,
+                                                                   a.resamples, a.seed)))
+    except NotPaired as e:
         sys.exit(f"error: {e}")
-    if not written:
-        sys.exit(f"error: --baseline {a.baseline}: no scored runs of that arm")
-    for p in written:
-        print(p)
+    if not tables:
+        sys.exit(f"error: --baseline={a.baseline}: no evaluator scored it beside the --arms")
+    spread_note = lambda spreads: (                        # noqa: E731
+        "Seed-to-seed spread (std over seeds of the paired difference, mean over prompts): "
+        + "; ".join(spreads) + "." if spreads else "One seed per prompt.")
+    for name, (rows, groups, cells, spreads, records) in tables:       # written only when all computed
+        note = (f"Paired by prompt: per-prompt mean over seeds of (arm - {a.baseline}), x100 for "
+                f"[0, 1] scores (drifts already x100); mean over prompts [95 % percentile bootstrap "
+                f"over prompts, {a.resamples} resamples, seed {a.seed}]; * = interval excludes 0. "
+                + spread_note(spreads))
+        for p in [*write_table(Path(a.out), name, (rows, groups, cells), "contrast", note),
+                  write_contrast_csv(Path(a.out), name, records)]:
+            print(p)
 
 
 if __name__ == "__main__":

@@ -16,21 +16,19 @@ evaluator): numbers from different evaluators are never pooled. A cell nobody me
 """
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from tethercache.eval.metrics import METRICS, QUALITY_LIST, columns, metric
-from tethercache.eval.scores import normalized
+from tethercache.eval.metrics import QUALITY_LIST, columns, metric
 
-from .collect import collect, config_value, variant_labels
+from .cli import BadArgument, Parser, count, fail, output_dir, parse, run_paths
+from .collect import collect, config_value, nothing_to_do, variant_labels
+from .contrasts import DEFAULT_METRICS, NotPaired, contrast_table, known_arms, write_contrast_csv
+from .markup import MISSING, to_latex, to_markdown, write_table  # noqa: F401 - re-exported
+from .rows import PRESET_ORDER, add_quality, dedupe, quality_dims, row_order  # noqa: F401
 
-PRESET_ORDER = ("window", "sink", "fifo_relative", "tether_no_grab", "tether_no_tame",
-                "tether_code", "tether", "oracle", "full")
-MISSING = "—"
 
 # Columns by metric name; labels, scales (x100 for [0, 1] scores) and digits: eval/metrics.py.
 MAIN = columns("quality", "imaging_quality", "quality_drift", "quality_drift_abs",
@@ -40,42 +38,6 @@ DIMS = columns(*QUALITY_LIST, "quality")
 MAIN_VBENCH = columns("total", "quality", "semantic", "drift_5s", "drift_5s_abs", "drift_10s",
                       "drift_clip", "drift_15pct")
 COST = columns("chunk_ms", "kv_cache_mb", "peak_rss_mb")
-
-
-def quality_dims(df: pd.DataFrame) -> list[str]:
-    return [d for d in QUALITY_LIST if d in df.columns and df[d].notna().any()]
-
-
-def add_quality(df: pd.DataFrame) -> pd.DataFrame:
-    """Per-video VBench-style Quality in [0, 1] from the dims present (NaN if one is missing)."""
-    dims = quality_dims(df)
-    df = df.copy()
-    if not dims:
-        df["quality"] = math.nan
-        return df
-    w = {d: METRICS[d].weight for d in dims}
-    df["quality"] = sum(w[d] * normalized(d, df[d]) for d in dims) / sum(w.values())
-    return df
-
-
-def dedupe(df: pd.DataFrame, report=None) -> pd.DataFrame:
-    """One row per (setting, horizon, video): a video scored both as a run's own horizon and as a
-    longer run's prefix (identical frames), or re-run, must count once. Own horizon and the
-    newest run win."""
-    key = ["backbone", "evaluator", "variant", "horizon", "prompt", "sample_seed"]
-    df = df.sort_values(["prefix", "run_dir"], ascending=[True, False], kind="stable")
-    out = df.drop_duplicates(key, keep="first")
-    if len(out) < len(df):
-        print(f"note: {len(df) - len(out)} duplicate (setting, horizon, video) rows dropped "
-              "(prefix of a longer run or a re-run)", file=report or sys.stderr)
-    return out.sort_index()
-
-
-def row_order(labels) -> list:
-    def rank(label):
-        preset = str(label).split(" ")[0]
-        return (PRESET_ORDER.index(preset) if preset in PRESET_ORDER else len(PRESET_ORDER), str(label))
-    return sorted(set(labels), key=rank)
 
 
 def _fmt(vals: pd.Series, n: int, scale: float, digits: int) -> str:
@@ -109,47 +71,6 @@ def cell_table(df: pd.DataFrame, rows: list[str], metrics, horizons: list[str],
                     line.append(_fmt(sub[c.name], len(sub), c.scale, c.digits))
         cells.append(line)
     return rows, groups, cells
-
-
-def to_markdown(rows, groups, cells, row_header: str, note: str) -> str:
-    esc = lambda s: str(s).replace("|", r"\|")          # a literal | would split the cell
-    header = [row_header] + [f"{h} {c}" for h, cs in groups for c in cs]
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(esc, [r, *c])) + " |" for r, c in zip(rows, cells)]
-    return "\n".join(lines) + f"\n\n{note}\n"
-
-
-def _tex(s: str) -> str:
-    s = str(s).replace("\\", r"\textbackslash{}")
-    for a, b in (("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("|", r"$|$")):
-        s = s.replace(a, b)
-    return s.replace(" ± ", r" $\pm$ ").replace(MISSING, "---")
-
-
-def to_latex(rows, groups, cells, row_header: str, note: str) -> str:
-    n_cols = sum(len(cs) for _, cs in groups)
-    out = [r"% " + note.replace("\n", " "), r"\begin{tabular}{l" + "c" * n_cols + "}", r"\toprule"]
-    if len(groups) > 1 or groups[0][0]:
-        out.append(" & " + " & ".join(rf"\multicolumn{{{len(cs)}}}{{c}}{{{_tex(h)}}}"
-                                      for h, cs in groups) + r" \\")
-        start, rules = 2, []
-        for _, cs in groups:
-            rules.append(rf"\cmidrule(lr){{{start}-{start + len(cs) - 1}}}")
-            start += len(cs)
-        out.append(" ".join(rules))
-    out.append(" & ".join([_tex(row_header)] + [_tex(c) for _, cs in groups for c in cs]) + r" \\")
-    out.append(r"\midrule")
-    out += [" & ".join([_tex(r)] + [_tex(c) for c in line]) + r" \\" for r, line in zip(rows, cells)]
-    out += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(out)
-
-
-def write_table(out_dir: Path, name: str, table, row_header: str, note: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, tex = out_dir / f"{name}.md", out_dir / f"{name}.tex"
-    md.write_text(f"### {name}\n\n" + to_markdown(*table, row_header, note))
-    tex.write_text(to_latex(*table, row_header, note))
-    return [md, tex]
 
 
 def _horizons(df: pd.DataFrame) -> list[str]:
@@ -189,7 +110,6 @@ def main_tables(df: pd.DataFrame, out_dir: Path, baseline: str | None = None,
         written += write_table(out_dir, f"main_{suffix}", cell_table(g, rows, MAIN_VBENCH if vbench else MAIN, hs),
                                "cache", note)
         if baseline is not None and baseline in set(g["row"]):
-            from .contrasts import DEFAULT_METRICS, contrast_table, write_contrast_csv
             metrics = ["total", "quality", "semantic", "drift_5s", "drift_clip"] if vbench else DEFAULT_METRICS
             c_rows, groups, cells, spreads, records = contrast_table(g, baseline, None, metrics,
                                                                       resamples, seed)
@@ -215,9 +135,6 @@ def main_tables(df: pd.DataFrame, out_dir: Path, baseline: str | None = None,
 
 def ablation_tables(df: pd.DataFrame, keys: list[str], out_dir: Path) -> list[Path]:
     written = []
-    for key in keys:
-        if config_value(df, key).isna().all():
-            raise ValueError(f"--ablate {key}: no run records this key")
     name = "_".join(k.removeprefix("cache.").replace(".", "-") for k in keys)
     has_keys = pd.concat([config_value(df, k).notna() for k in keys], axis=1).all(axis=1)
     df = df[has_keys]                         # e.g. window has no alpha: not part of this axis
@@ -246,24 +163,37 @@ def _sortable(t):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="*", default=["outputs"], help="dirs to scan (default outputs/)")
     ap.add_argument("--out", default="tables", help="output dir (default tables/)")
     ap.add_argument("--ablate", nargs="+", default=None, metavar="KEY",
                     help="swept key(s), e.g. alpha, cache.tau, or sink memory recent")
     ap.add_argument("--baseline", default=None,
                     help="also write paired contrasts (bootstrap CIs over prompts) vs this arm")
-    ap.add_argument("--resamples", type=int, default=4000)
-    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    a = ap.parse_args(argv)
+    ap.add_argument("--resamples", default=4000, help="bootstrap resamples (>= 100)")
+    ap.add_argument("--seed", default=0, help="bootstrap seed")
+
+    def check(a):
+        run_paths(a.roots)
+        output_dir("--out", a.out)
+        a.resamples, a.seed = count("--resamples", a.resamples, 100), count("--seed", a.seed, 0)
+    a = parse(ap, argv, check)
+    df = collect(a.roots)
+    if df.empty:
+        nothing_to_do(a.roots)
+    out = Path(a.out)
     try:
-        df = collect(a.roots)
-        if df.empty:
-            sys.exit("error: no complete runs under " + ", ".join(a.roots))
-        out = Path(a.out)
+        if a.baseline is not None:
+            known_arms(df, a.baseline)
+        for key in a.ablate or ():
+            if config_value(df, key).isna().all():
+                raise BadArgument(f"--ablate={key}: no run records this key")
+    except BadArgument as e:
+        fail(e)
+    try:
         written = (ablation_tables(df, a.ablate, out) if a.ablate
                    else main_tables(df, out, a.baseline, a.resamples, a.seed))
-    except (FileNotFoundError, ValueError) as e:
+    except NotPaired as e:
         sys.exit(f"error: {e}")
     if not written:
         sys.exit("error: nothing to tabulate (no scored runs: use eval=toy or eval=vbench)")

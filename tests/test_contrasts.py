@@ -119,5 +119,8 @@ def test_vbench_paper_table_and_contrasts_from_run_dirs(tmp_path, capsys):
     from analysis.report import contrasts_html
     assert "class=sig" in contrasts_html([tmp_path / "t" / "contrasts_self_forcing_vbench_long.csv"])
     # the contrasts CLI on its own refuses an unknown arm
-    with pytest.raises(SystemExit, match="--arms nope: no such arm"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
         contrasts.main([str(tmp_path), "--baseline", "window", "--arms", "nope", "--out", str(tmp_path / "t")])
+    assert e.value.code == 2
+    assert "error: --arms=nope: no such arm (scored arms: window, tether)" in capsys.readouterr().err

@@ -338,3 +338,50 @@ def test_full_size_sweep_opens_lazily(tmp_path, browser):
     print(f"\n9 x 8 x 240 s: build {t_build:.1f} s (1 encode), rebuild {t_rebuild:.1f} s, "
           f"page open to first players {t_open:.2f} s, {built_groups}/8 sections built at open, "
           f"index.js {sizes['index.js'] / 1e3:.0f} kB, a section's data {sizes['g0.js'] / 1e6:.2f} MB")
+
+
+# ---- a region added to the region table is drawn like the built-in ones --------------------------
+@pytest.fixture
+def ema_region():
+    from tethercache.cache import protocol
+    code = protocol.add_region("ema", "#123456")
+    yield code
+    protocol.REGIONS[:] = [r for r in protocol.REGIONS if r.name != "ema"]
+    protocol.REGION_NAMES.pop(code, None)
+
+
+EMA_PIXELS = """() => { const c = document.querySelector('#g0 .tile canvas.tl');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+  for (let i = 0; i < d.length; i += 4)
+    if (Math.abs(d[i] - 0x12) < 8 && Math.abs(d[i + 1] - 0x34) < 8 && Math.abs(d[i + 2] - 0x56) < 8) n++;
+  return n; }"""
+
+
+def test_an_added_region_is_in_the_data_legend_and_canvas(ema_region, tmp_path, browser):
+    from fake_runs import write_run
+    from tethercache.cache.protocol import RECENT, SINK
+    assert ema_region > 4                                   # beyond the built-in codes
+    write_run(tmp_path / "sweep" / "0-toy-tether-5s", "tether", 0.6,
+              regions=(SINK, ema_region, ema_region, RECENT))
+    out = tmp_path / "report"
+    report.main([str(tmp_path / "sweep"), "--out", str(out)])
+    idx = _index(out)
+    assert idx["regions"] == [{"code": SINK, "name": "sink", "color": "#c44e52"},
+                              {"code": RECENT, "name": "recent", "color": "#55a868"},
+                              {"code": ema_region, "name": "ema", "color": "#123456"}]
+    text = (out / "data" / "g0.js").read_text()
+    heavy = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    seg = heavy["tether"]["timeline"]["layers"][0]
+    assert {(f, r) for f, r in zip(seg[0::4], seg[1::4])} == {(0, SINK), (1, ema_region),
+                                                             (2, ema_region), (3, RECENT)}
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((out / "index.html").as_uri())
+    page.wait_for_selector("#g0 .tile video")
+    assert page.inner_text("#legend").split() == ["sink", "recent", "ema"]
+    assert page.eval_on_selector(f"#legend i[data-region='{ema_region}']",
+                                 "i => getComputedStyle(i).backgroundColor") == "rgb(18, 52, 86)"
+    page.wait_for_function(f"({EMA_PIXELS})() > 20", timeout=5000)    # ema lines on the timeline
+    assert "2 ema" in page.inner_text("#g0 .tile .now")
+    assert not errors, errors

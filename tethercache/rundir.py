@@ -5,6 +5,8 @@
     fail(run_dir, exc, ...)   record.json with status failed | interrupted and a one-line reason;
                               the traceback goes to run.log, never to the console
     status(run_dir)           complete | failed | interrupted | unfinished (no record.json)
+    run_state(run_dir)        the status with its one-line reason and the record: what analysis
+                              reads (a record.json that cannot be trusted is "corrupt")
 
 A dir without record.json is unfinished: still running, or killed by SIGKILL. Only "complete"
 runs are analysed (analysis/collect.py lists the others). SIGTERM is turned into `Interrupted`
@@ -21,6 +23,7 @@ import socket
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -95,16 +98,56 @@ def fail(run_dir: Path, exc: BaseException, extra: dict | None = None) -> str:
 
 
 def read_record(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / RECORD).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    """record.json as a dict, or None when it is missing or cannot be trusted (see run_state)."""
+    return run_state(run_dir).record
 
 
 def status(run_dir: Path) -> str:
-    rec = read_record(run_dir)
-    s = (rec or {}).get("status")
+    """complete | failed | interrupted | unfinished (a corrupt record counts as unfinished: the
+    run must be redone)."""
+    s = run_state(run_dir).status
     return s if s in STATUSES else "unfinished"
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_dir: Path
+    status: str              # one of STATUSES, or "corrupt"
+    reason: str              # one line; names the file and what is wrong when corrupt
+    record: dict | None      # the parsed record.json (None when missing or corrupt)
+
+
+def run_state(run_dir: Path) -> RunState:
+    """The one reader of a run dir's status: what record.json says, checked."""
+    run_dir = Path(run_dir)
+    path = run_dir / RECORD
+    if not path.exists():
+        return RunState(run_dir, "unfinished", "no record.json (still running, or killed)", None)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return RunState(run_dir, "corrupt", f"{RECORD}: not valid JSON ({one_line(e)})", None)
+    if not isinstance(rec, dict):
+        return RunState(run_dir, "corrupt", f"{RECORD}: not a JSON object", None)
+    state = rec.get("status")
+    if state == "complete":
+        problem = _incomplete(rec)
+        if problem:
+            return RunState(run_dir, "corrupt", f"{RECORD}: status complete, but {problem}", None)
+        return RunState(run_dir, "complete", "", rec)
+    if state in ("failed", "interrupted"):
+        return RunState(run_dir, state, str(rec.get("reason") or "no reason recorded"), rec)
+    return RunState(run_dir, "unfinished", f"{RECORD}: status {state!r}", rec)
+
+
+def _incomplete(rec: dict) -> str:
+    """What a complete record lacks to name its videos ('' when nothing)."""
+    if not isinstance(rec.get("samples"), list):
+        return "'samples' is missing or not a list"
+    for i, s in enumerate(rec["samples"]):
+        if not isinstance(s, dict) or not isinstance(s.get("id"), str):
+            return f"samples[{i}] has no video id"
+    return ""
 
 
 def only_bookkeeping(run_dir: Path) -> bool:

@@ -5,9 +5,9 @@
 (function () {
   "use strict";
   const R = window.REPORT;
-  const css = getComputedStyle(document.documentElement);
-  const REGION = { 1: css.getPropertyValue("--sink").trim(), 2: css.getPropertyValue("--memory").trim(),
-                   3: css.getPropertyValue("--recent").trim() };
+  // Cache regions present in the timelines, from the region table: {code, name, color}.
+  const REGIONS = R.regions || [];
+  const MEMORY = (REGIONS.find(r => r.name === "memory") || {}).code;
   const DRIFT_S = 0.3;                    // a follower further than this from the leader is re-seeked
   const DEFAULT_SHOWN = 6;                // more variants than this: the reader adds the rest
   // The choice lives in the address (#show=window|tether), so a comparison can be linked to.
@@ -71,6 +71,9 @@
     for (let i = 0; i < R.layers; i++) layer.append(el("option", { value: String(i) }, "layer " + i));
     layer.closest("label").hidden = !R.layers;
     layer.addEventListener("change", () => { state.layer = +layer.value; groups.forEach(g => g.redraw()); });
+    const legend = document.getElementById("legend");
+    for (const r of REGIONS) legend.append(el("i", { "data-region": String(r.code), style: "background:" + r.color }), r.name + " ");
+    legend.hidden = !REGIONS.length;
     const dim = document.getElementById("dim");
     for (const d of R.dims) dim.append(el("option", { value: d }, d.replace(/_/g, " ")));
     dim.closest("label").hidden = !R.dims.length;
@@ -101,10 +104,10 @@
     const thick = Math.max(1, Math.min(3, h / (tl.max_frame + 1)));
     ctx.strokeStyle = "#d5d9df"; ctx.lineWidth = 1;
     ctx.beginPath(); ctx.moveTo(0, h); ctx.lineTo(w, 0); ctx.stroke();
-    for (const region of [1, 2, 3]) {
-      ctx.strokeStyle = REGION[region]; ctx.lineWidth = thick; ctx.beginPath();
+    for (const region of REGIONS) {                   // every region code present; empty (0) is never listed
+      ctx.strokeStyle = region.color; ctx.lineWidth = thick; ctx.beginPath();
       for (let i = 0; i < layer.length; i += 4) {
-        if (layer[i + 1] !== region) continue;
+        if (layer[i + 1] !== region.code) continue;
         const c0 = layer[i + 2], c1 = layer[i + 3];
         const x0 = tl.chunk_start[c0] * spf;
         const x1 = (c1 + 1 < n ? tl.chunk_start[c1 + 1] : tl.latent_frames) * spf;
@@ -134,16 +137,16 @@
     let c = 0;
     while (c + 1 < tl.chunk_start.length && tl.chunk_start[c + 1] * tl.spf <= t) c++;
     const layer = tl.layers[Math.min(state.layer, tl.layers.length - 1)];
-    const count = { 1: 0, 2: 0, 3: 0 };
+    const count = {};
     let lo = Infinity;
     for (let i = 0; i < layer.length; i += 4) {
       if (layer[i + 2] <= c && c <= layer[i + 3]) {
-        count[layer[i + 1]]++;
-        if (layer[i + 1] === 2) lo = Math.min(lo, layer[i]);
+        count[layer[i + 1]] = (count[layer[i + 1]] || 0) + 1;
+        if (layer[i + 1] === MEMORY) lo = Math.min(lo, layer[i]);
       }
     }
-    let s = `cache: ${count[1]} sink · ${count[2]} memory · ${count[3]} recent`;
-    if (count[2]) s += ` (memory from ${fmt(lo * tl.spf)} s)`;
+    let s = "cache: " + REGIONS.map(r => `${count[r.code] || 0} ${r.name}`).join(" · ");
+    if (count[MEMORY]) s += ` (memory from ${fmt(lo * tl.spf)} s)`;
     return s;
   }
 
