@@ -72,7 +72,7 @@ def timeline_recall(frames: np.ndarray, regions: np.ndarray, chunk_start: np.nda
 
 def run_recall(run_dir: Path, report=None) -> pd.DataFrame:
     """Per (video, layer) mean recall over chunks for one run dir."""
-    from tethercache.toyworld.conditioning import camera_poses
+    from tethercache.toyworld.world import camera_poses
     rec = json.loads((run_dir / "record.json").read_text())
     preset = (rec.get("choices") or {}).get("cache", rec.get("policy"))
     out = []

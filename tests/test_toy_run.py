@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import ROOT, run_cli
-from tethercache.toyworld.conditioning import camera_poses
+from tethercache.toyworld.world import camera_poses
 
 
 def test_poses_shift_the_model_output(tiny_model):

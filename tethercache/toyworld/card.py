@@ -44,7 +44,7 @@ def sampling_line() -> str:
             f"{restart}, context noise {s.context_noise}")
 
 
-def write_card(out: Path, a, log, seconds, n_params, world: WorldConfig):
+def write_card(out: Path, a, log, seconds, n_params, world: WorldConfig, recipe: str):
     last = log[-1]
     levers = (f" Sprite levers: loss weight {a.sprite_weight} on sprite positions, "
               f"{a.sprite_clips:.0%} of clips drawn with a sprite in view, world {world.describe() or 'default'}."
@@ -69,7 +69,7 @@ def write_card(out: Path, a, log, seconds, n_params, world: WorldConfig):
 - **Optimiser**: AdamW lr {a.lr} (warm-up {a.warmup}, cosine to 10 %), batch {a.batch}, grad clip 1,
   bf16 autocast = {a.bf16}, seed {a.seed}, {a.steps} steps, {seconds/60:.1f} min on {machine(a)}.
 {init}- **Final loss**: train (smoothed) {last[1]}, held-out (EMA) {last[2]}. Curve: `loss.png`, `train_log.csv`.
-- **Reproduce**: `make toy-model` (= `python -m tethercache.toyworld.train {recipe_args(a)}`; resumable:
+- **Reproduce**: `make toy-model` (= `python -m tethercache.toyworld.train {recipe}`; resumable:
   add `--resume`, and `--stop-at N` to run it in pieces).
 - **Sampling** (`conf/backbone/toy.yaml`): {sampling_line()}; the cache-writing pass sees
   the chunk re-noised (`context_noise`, the drift dial: see `experiments/README.md`);
@@ -82,13 +82,12 @@ def write_card(out: Path, a, log, seconds, n_params, world: WorldConfig):
 """)
 
 
-def recipe_args(a) -> str:
-    """The recipe's command-line arguments that differ from the defaults (no run-only flags)."""
-    from .train import RUN_ONLY_ARGS, parse_args     # the CLI owns the defaults (and imports this module)
-    defaults = vars(parse_args([]))
+def recipe_args(a, defaults: dict, run_only: set) -> str:
+    """The recipe's command-line arguments that differ from the CLI's `defaults` (no run-only
+    flags): what `make toy-model` passes."""
     flags = []
     for k, v in vars(a).items():
-        if k in RUN_ONLY_ARGS or v == defaults[k]:
+        if k in run_only or v == defaults[k]:
             continue
         flag = "--" + k.replace("_", "-")
         flags.append("--no-bf16" if k == "bf16" else f"{flag} {v}")

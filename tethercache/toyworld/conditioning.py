@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from ..model.wan import SIZES
-from .world import DEFAULT_CONFIG
 
 CHUNK = 3                             # latent frames per causal chunk (training and sampling)
 CODEC_FACTOR = 2                      # pixel-unshuffle 2, then the toy model's patch
@@ -15,8 +14,3 @@ PX_PER_TOKEN = CODEC_FACTOR * SIZES["toy"].patch_size[2]
 def pose_tokens(camera_x: torch.Tensor) -> torch.Tensor:
     """Camera x in pixels -> RoPE width offset in tokens."""
     return camera_x.float() / PX_PER_TOKEN
-
-
-def camera_poses(prompt: str, seed: int, n_frames: int) -> torch.Tensor:
-    """The pose of every latent frame of a rollout of `prompt` (the camera path is known)."""
-    return DEFAULT_CONFIG.poses(prompt, seed, n_frames)

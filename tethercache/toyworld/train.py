@@ -29,7 +29,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model.wan import SIZES, X0_SIGMA_FLOOR
-from .card import sampling_line  # noqa: F401 - re-exported: the trainer's names, reached from its CLI
+from .card import recipe_args, sampling_line  # noqa: F401 - re-exported: the trainer's names, reached from its CLI
 from .conditioning import CHUNK
 from .trainer import CHECKPOINT, RESULTS, RUN_ONLY_ARGS, WEIGHTS_DIR, ResumeError, Trainer, world_of  # noqa: F401
 from .world import WorldConfig, world_config
@@ -185,9 +185,15 @@ def parse_args(argv=None):
     except ArgError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    _fill_defaults(a)
+    a.argv = sys.argv[1:] if argv is None else list(argv)
+    a.recipe = recipe_args(a, vars(_fill_defaults(build_parser().parse_args([]))), RUN_ONLY_ARGS)
+    return a
+
+
+def _fill_defaults(a):
     if a.sigma_min is None:      # below the floor an x0 head cannot express the flow (wan.py)
         a.sigma_min = X0_SIGMA_FLOOR if SIZES["toy"].prediction == "x0" else 0.02
-    a.argv = sys.argv[1:] if argv is None else list(argv)
     return a
 
 

@@ -38,7 +38,7 @@ WEIGHTS = "toy_wan.safetensors"
 RESULTS = (WEIGHTS, "MODEL_CARD.md", "train_log.csv", "loss.png")     # what a run writes in <out>
 # Arguments that only say where/how fast to run; every other argument is the recipe, and a resumed
 # run must use the recipe its checkpoint was written with.
-RUN_ONLY_ARGS = {"threads", "device", "out", "resume", "stop_at", "ckpt_every", "argv", "overwrite"}
+RUN_ONLY_ARGS = {"threads", "device", "out", "resume", "stop_at", "ckpt_every", "argv", "overwrite", "recipe"}
 
 
 def world_of(a) -> WorldConfig:
@@ -208,6 +208,7 @@ class Trainer:
             "format": "diffusers", "config": json.dumps(SIZES["toy"].__dict__),
             "world": json.dumps(self.world.describe())})
         plot_loss(log, out / "loss.png")
-        write_card(out, self.a, log, seconds, sum(v.numel() for v in sd.values()), self.world)
+        write_card(out, self.a, log, seconds, sum(v.numel() for v in sd.values()), self.world,
+                   self.a.recipe)
 
 

@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .conditioning import pose_tokens
 from .prompts import PromptError, WorldSpec, parse_prompt
 
 TOY_FPS = 4                  # toy frames (= latent frames) per second
@@ -54,7 +55,6 @@ class WorldConfig:
 
     def poses(self, prompt: str, seed: int, n_frames: int) -> torch.Tensor:
         """The camera pose the toy backbone is conditioned on, per latent frame (the path is known)."""
-        from .conditioning import pose_tokens       # conditioning reads this module: imported here
         return pose_tokens(ToyWorld(prompt, seed, self).camera_x(n_frames))
 
     def real_frames(self, prompt: str, seed: int, n_frames: int) -> torch.Tensor:
@@ -64,6 +64,11 @@ class WorldConfig:
 
 
 DEFAULT_CONFIG = WorldConfig()
+
+
+def camera_poses(prompt: str, seed: int, n_frames: int) -> torch.Tensor:
+    """The pose of every latent frame of a rollout of `prompt` in the default world."""
+    return DEFAULT_CONFIG.poses(prompt, seed, n_frames)
 # What `world_config` accepts, with the allowed range (the model's frame size is fixed by its
 # weights, so only the world's content levers can change).
 WORLD_RANGES = {"sprite_size": (int, 4, 14), "band_amp_scale": (float, 0.0, 1.0),
