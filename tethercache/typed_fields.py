@@ -14,17 +14,23 @@ import typing
 from .errors import ConfigError
 
 
+INT_MAX = 2**31 - 1      # no count, size or seed of a run is larger (C int, numpy seeds)
+
+
 def as_int(key: str, value) -> int:
-    """A whole number (10, 10.0, "10"), not a bool, not 1.5, not inf/nan."""
+    """A whole number (10, 10.0, "10") of at most INT_MAX in size; not a bool, 1.5, inf or nan."""
     try:
         if isinstance(value, bool):
             raise ValueError
         f = float(value)
         if not math.isfinite(f) or f != int(f):
             raise ValueError
-        return int(f) if not isinstance(value, int) else value
+        n = int(f) if not isinstance(value, int) else value
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{key}={value!r}: must be a whole number") from None
+    if abs(n) > INT_MAX:
+        raise ConfigError(f"{key}={value!r}: must be a whole number in [-{INT_MAX}, {INT_MAX}]")
+    return n
 
 
 def as_float(key: str, value) -> float:
