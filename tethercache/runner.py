@@ -97,8 +97,8 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
 
 
 def execute(cfg, run_dir, choices: dict | None = None) -> dict:
-    run_dir = Path(run_dir)
     from .job import write_hydra_dir
+    run_dir = Path(run_dir)
     plan = validate(cfg)
     if cfg.backbone.get("threads"):
         torch.set_num_threads(int(cfg.backbone.threads))

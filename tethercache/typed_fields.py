@@ -1,7 +1,7 @@
 """Config values checked against declared types: whole numbers, finite floats, booleans, strings.
 
 `coerce_fields(cls, values, prefix)` reads a dataclass's field annotations (a cache policy's
-hyper-parameters), so a new policy gets type / finiteness checks without writing any: `alpha=abc`,
+hyper-parameters, the sampler's, the model's, the top-level keys and the horizon), so a new policy gets type / finiteness checks without writing any: `alpha=abc`,
 `alpha=inf`, `sink=1.5`, `grab=maybe` are one-line ConfigErrors naming `cache.<key>`.
 Range checks (e.g. sink + chunk <= budget) stay in each policy's `validate`.
 """
@@ -78,4 +78,5 @@ def coerce_fields(cls, values: dict, prefix: str) -> dict:
     """`values` with each dataclass field of `cls` cast to its declared type (named errors)."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    return {k: coerce(f"{prefix}.{k}", v, hints[k]) if k in names else v for k, v in values.items()}
+    return {k: coerce(f"{prefix}.{k}" if prefix else k, v, hints[k]) if k in names else v
+            for k, v in values.items()}

@@ -10,7 +10,7 @@ option's keys are known without touching this file.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from .backbone import check_backbone, model_config
 from .sampling import SamplerConfig
 from .schema import check_shapes, check_unknown_keys
 from .sizes import check_sizes
-from .typed_fields import as_bool, as_int, as_str, coerce_fields
+from .typed_fields import as_int, as_str, coerce_fields
 
 SEED_MAX = 2**31 - 1               # numpy / torch seeds of every sample must fit
 THREADS_MAX = 1024                 # torch CPU threads
@@ -58,21 +58,42 @@ def _in_range(key: str, value: int, lo: int, hi: int | None = None) -> int:
     return value
 
 
+@dataclass
+class TopLevel:
+    """conf/config.yaml's own scalar keys, typed like every dataclass-backed group (typed_fields)."""
+    seed: int
+    samples_per_prompt: int
+    batch: int
+    device: str
+    progress: bool
+    validate_only: bool
+    resume: bool
+    reuse_backbone: bool
+
+
+@dataclass
+class Horizon:
+    name: str
+    frames: int
+
+
+def _typed(cls, node, prefix: str) -> dict:
+    names = [f.name for f in fields(cls)]
+    return coerce_fields(cls, {k: node[k] for k in names if k in node}, prefix)
+
+
 def _top_level(cfg) -> None:
-    _in_range("seed", as_int("seed", cfg.seed), 0, SEED_MAX)
-    _in_range("samples_per_prompt", as_int("samples_per_prompt", cfg.samples_per_prompt), 1,
-              SAMPLES_MAX - 1)
+    top = _typed(TopLevel, cfg, "")
+    _typed(Horizon, cfg.horizon, "horizon")
+    _in_range("seed", top["seed"], 0, SEED_MAX)
+    _in_range("samples_per_prompt", top["samples_per_prompt"], 1, SAMPLES_MAX - 1)
     # The codec streams and the record lists one video per generate() call: a batch > 1 would
     # silently drop videos, so it is refused (samples_per_prompt makes more videos).
-    if as_int("batch", cfg.batch) != 1:
+    if top["batch"] != 1:
         raise ConfigError(f"batch={cfg.batch}: only 1 is supported (one video per sample); "
                           "use samples_per_prompt=N for more videos")
-    if not DEVICE.match(str(cfg.device)):
+    if not DEVICE.match(top["device"]):
         raise ConfigError(f"device={cfg.device!r}: must be auto, cpu, mps, cuda or cuda:N")
-    for key in ("progress", "validate_only", "resume", "reuse_backbone"):
-        if key in cfg:
-            as_bool(key, cfg[key])
-    as_int("horizon.frames", cfg.horizon.frames)
     from .tracking import LOGGERS
     name = cfg.logger.name
     if name not in LOGGERS:
@@ -80,26 +101,43 @@ def _top_level(cfg) -> None:
     LOGGERS[name].check(cfg.logger)
 
 
+@dataclass
+class BackboneNumbers:
+    """Scalars of `backbone` that its own checks read with int() (a typo is a named error)."""
+    chunk: int
+    start_frames: int | None = None
+    init_seed: int | None = None
+    threads: int | None = None
+
+
+@dataclass
+class CodecNumbers:
+    factor: int | None = None
+    hold: int | None = None
+    fps: int | None = None
+    view_scale: int | None = None
+    lossless: bool | None = None
+
+
+def _at_least_one(typed: dict, prefix: str) -> None:
+    for key, value in typed.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            _in_range(f"{prefix}.{key}", value, 1)
+
+
 def _backbone_numbers(b) -> None:
-    """Whole numbers of `backbone` that its own checks read with int() (a typo is a named error)."""
-    for key in ("chunk", "start_frames"):
-        if b.get(key) is not None:
-            as_int(f"backbone.{key}", b[key])
-    if b.get("init_seed") is not None:
-        _in_range("backbone.init_seed", as_int("backbone.init_seed", b.init_seed), 0, SEED_MAX)
-    if b.get("threads") is not None:
-        _in_range("backbone.threads", as_int("backbone.threads", b.threads), 1, THREADS_MAX)
-    _model_numbers(b)
-    for key in ("factor", "hold", "fps", "view_scale"):
-        if b.codec.get(key) is not None:
-            _in_range(f"backbone.codec.{key}", as_int(f"backbone.codec.{key}", b.codec[key]), 1)
-    if b.codec.get("lossless") is not None:
-        as_bool("backbone.codec.lossless", b.codec.lossless)
+    top = _typed(BackboneNumbers, b, "backbone")
+    if top.get("init_seed") is not None:
+        _in_range("backbone.init_seed", top["init_seed"], 0, SEED_MAX)
+    if top.get("threads") is not None:
+        _in_range("backbone.threads", top["threads"], 1, THREADS_MAX)
+    _at_least_one(_typed(CodecNumbers, b.codec, "backbone.codec"), "backbone.codec")
     size = (b.get("model") or {}).get("size")
     if size is not None:
         from .model.wan import SIZES
         if size not in SIZES:
             raise ConfigError(f"backbone.model.size={size!r}: must be one of {sorted(SIZES)}")
+    _model_numbers(b)
     # Sampler numbers typed from SamplerConfig's fields: a NaN is named where it was set.
     coerce_fields(SamplerConfig, dict(b.get("sampler") or {}), "backbone.sampler")
     latent = list(b.latent) if OmegaConf.is_list(b.get("latent")) else None
@@ -114,9 +152,7 @@ def _model_numbers(b) -> None:
     from .model.wan import WanConfig
     model = dict(b.get("model") or {})
     typed = coerce_fields(WanConfig, model, "backbone.model")
-    for key, value in typed.items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            _in_range(f"backbone.model.{key}", value, 1)
+    _at_least_one(typed, "backbone.model")
     if "heads" in typed or "dim" in typed:
         mcfg = model_config(b)
         if mcfg.dim % mcfg.heads:
