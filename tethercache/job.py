@@ -108,7 +108,11 @@ def write_hydra_dir(cfg, run_dir: Path) -> None:
 
 
 def _remove_if_empty(run_dir: Path) -> bool:
-    """Remove a dir holding only Hydra's bookkeeping: nothing that looks like a run is left."""
+    """Remove a dir holding only Hydra's bookkeeping: nothing that looks like a run is left.
+    In a dir that holds a run, only the empty log Hydra's file handler opened goes."""
+    log_file = run_dir / "run.log"
+    if log_file.is_file() and log_file.stat().st_size == 0:
+        log_file.unlink()
     if rundir.only_bookkeeping(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
         return True
