@@ -36,14 +36,24 @@ def already_complete(cfg, run_dir: Path) -> bool:
     return _comparable(rec.get("config") or {}) == _comparable(OmegaConf.to_container(cfg, resolve=True))
 
 
-def run_job(cfg, run_dir: Path, choices: dict, sweep: bool = False) -> int:
-    from .runner import execute, validate
-    run_dir = Path(run_dir)
+def validation_error(cfg) -> str | None:
+    """None if `cfg` is valid, else the one-line message that follows `error: `."""
+    from .validation import validate
     try:
         validate(cfg)
-    except Exception as e:                    # nothing of ours touched yet: an old run stays intact
-        print(f"error: {e if isinstance(e, ConfigError) else 'invalid config: ' + rundir.one_line(e)}",
-              file=sys.stderr)
+    except ConfigError as e:
+        return str(e)
+    except Exception as e:                    # noqa: BLE001 - any other refusal is bad input too
+        return f"invalid config: {rundir.one_line(e)}"
+    return None
+
+
+def run_job(cfg, run_dir: Path, choices: dict, sweep: bool = False) -> int:
+    from .runner import execute
+    run_dir = Path(run_dir)
+    err = validation_error(cfg)
+    if err:                                   # nothing of ours touched yet: an old run stays intact
+        print(f"error: {err}", file=sys.stderr)
         _remove_if_empty(run_dir)
         return 2
     if cfg.get("validate_only"):
@@ -60,7 +70,9 @@ def run_job(cfg, run_dir: Path, choices: dict, sweep: bool = False) -> int:
         msg = str(e).splitlines()[0]
         print(f"error: {'backbone.weights: ' if isinstance(e, CheckpointError) else ''}{msg}",
               file=sys.stderr)
-        if not _remove_if_empty(run_dir):      # outputs exist: mark them, never leave them bare
+        # A record is an old run not yet touched (the weights load before the dir is taken
+        # over) or this run's complete one: either stays. Other outputs are marked, never bare.
+        if not _remove_if_empty(run_dir) and rundir.read_record(run_dir) is None:
             rundir.fail(run_dir, e)
         return 2
     except KeyboardInterrupt as e:
@@ -82,8 +94,25 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def write_hydra_dir(cfg, run_dir: Path) -> None:
+    """`.hydra/` (config.yaml, and inside a Hydra job hydra.yaml, overrides.yaml), as Hydra writes
+    it; conf/config.yaml turns Hydra's own writing off, so only a run that really starts has it."""
+    from hydra.core.hydra_config import HydraConfig
+    out = Path(run_dir) / ".hydra"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.instance().cfg
+        (out / "hydra.yaml").write_text(OmegaConf.to_yaml(hydra_cfg))
+        (out / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
+
+
 def _remove_if_empty(run_dir: Path) -> bool:
-    """Remove a dir holding only Hydra's bookkeeping: nothing that looks like a run is left."""
+    """Remove a dir holding only Hydra's bookkeeping: nothing that looks like a run is left.
+    In a dir that holds a run, only the empty log Hydra's file handler opened goes."""
+    log_file = run_dir / "run.log"
+    if log_file.is_file() and log_file.stat().st_size == 0:
+        log_file.unlink()
     if rundir.only_bookkeeping(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
         return True

@@ -1,5 +1,8 @@
-"""Hydra callback for `-m` sweeps (conf/config.yaml `hydra.callbacks.sweep`).
+"""Hydra callback: validate before Hydra writes anything, and `-m` sweeps
+(conf/config.yaml `hydra.callbacks.sweep`).
 
+- on_run_start: a single run is validated before Hydra creates its dir (exit 2 on bad input;
+  validate_only=true exits 0 there), so neither leaves a trace.
 - on_multirun_start: every job of the sweep is composed and validated before the first one runs;
   each bad job is one line naming its overrides and the key. With validate_only=true the sweep
   stops there (exit 0, or 2 if a job is invalid).
@@ -37,15 +40,12 @@ def expand_jobs(config) -> list[list[str]] | None:
 def validate_job(config_name: str, overrides: list[str]) -> str | None:
     """None if the job's config is valid, else the one-line error."""
     from hydra import compose
-    from .errors import ConfigError
-    from .validation import validate
+    from .job import validation_error
     try:
-        validate(compose(config_name, overrides=overrides))
-    except ConfigError as e:
-        return str(e)
+        cfg = compose(config_name, overrides=overrides)
     except Exception as e:                     # noqa: BLE001 - a compose error is bad input too
         return rundir.one_line(e)
-    return None
+    return validation_error(cfg)
 
 
 def _key(overrides) -> tuple[str, ...]:
@@ -57,6 +57,18 @@ class SweepCallback(Callback):
         self.jobs: list[list[str]] = []
         self.invalid: dict[tuple, str] = {}
         self.started = time.time()
+
+    def on_run_start(self, config, **kwargs) -> None:
+        """A single run is validated before Hydra creates its dir: bad input and validate_only
+        leave nothing behind (no new dir; an existing run dir untouched)."""
+        overrides = list(config.hydra.overrides.task)
+        err = validate_job(config.hydra.job.config_name, overrides)
+        if err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        if config.get("validate_only"):
+            print(f"config ok (validate_only: nothing run): {' '.join(overrides)}")
+            sys.exit(0)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         global exit_code

@@ -1,4 +1,9 @@
-"""Optional experiment tracking (`logger=wandb`, offline by default). `logger=none` is a no-op."""
+"""Optional experiment tracking (`logger=wandb`, offline by default). `logger=none` is a no-op.
+
+Loggers are chosen by `logger.name` from LOGGERS. A new one is a class with `check(cfg.logger)`
+(its keys, before compute), `__init__(cfg, run_dir)`, `log_sample(sample, metrics)` and
+`finish(summary)`: one entry here and one conf/logger/<name>.yaml.
+"""
 from __future__ import annotations
 
 import os
@@ -6,13 +11,26 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .errors import ConfigError
+
 
 class NoLogger:
+    def __init__(self, cfg=None, run_dir: Path | None = None) -> None: ...
+    @staticmethod
+    def check(lc) -> None: ...
     def log_sample(self, sample: dict, metrics) -> None: ...
     def finish(self, summary: dict) -> None: ...
 
 
 class WandbLogger:
+    MODES = ("offline", "online", "disabled")
+
+    @staticmethod
+    def check(lc) -> None:
+        """The keys of `logger=wandb`, before compute (ConfigError naming the key)."""
+        if lc.get("mode") not in WandbLogger.MODES:
+            raise ConfigError(f"logger.mode={lc.get('mode')!r}: must be one of {list(WandbLogger.MODES)}")
+
     def __init__(self, cfg, run_dir: Path):
         import wandb
         lc = cfg.logger
@@ -37,5 +55,8 @@ class WandbLogger:
         self.run.finish()
 
 
+LOGGERS = {"none": NoLogger, "wandb": WandbLogger}
+
+
 def build_logger(cfg, run_dir: Path):
-    return WandbLogger(cfg, Path(run_dir)) if cfg.logger.name == "wandb" else NoLogger()
+    return LOGGERS[cfg.logger.name](cfg, Path(run_dir))

@@ -1,7 +1,7 @@
 """Config values checked against declared types: whole numbers, finite floats, booleans, strings.
 
 `coerce_fields(cls, values, prefix)` reads a dataclass's field annotations (a cache policy's
-hyper-parameters), so a new policy gets type / finiteness checks without writing any: `alpha=abc`,
+hyper-parameters, the sampler's, the model's, the top-level keys and the horizon), so a new policy gets type / finiteness checks without writing any: `alpha=abc`,
 `alpha=inf`, `sink=1.5`, `grab=maybe` are one-line ConfigErrors naming `cache.<key>`.
 Range checks (e.g. sink + chunk <= budget) stay in each policy's `validate`.
 """
@@ -14,17 +14,23 @@ import typing
 from .errors import ConfigError
 
 
+INT_MAX = 2**31 - 1      # no count, size or seed of a run is larger (C int, numpy seeds)
+
+
 def as_int(key: str, value) -> int:
-    """A whole number (10, 10.0, "10"), not a bool, not 1.5, not inf/nan."""
+    """A whole number (10, 10.0, "10") of at most INT_MAX in size; not a bool, 1.5, inf or nan."""
     try:
         if isinstance(value, bool):
             raise ValueError
         f = float(value)
         if not math.isfinite(f) or f != int(f):
             raise ValueError
-        return int(f) if not isinstance(value, int) else value
+        n = int(f) if not isinstance(value, int) else value
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{key}={value!r}: must be a whole number") from None
+    if abs(n) > INT_MAX:
+        raise ConfigError(f"{key}={value!r}: must be a whole number in [-{INT_MAX}, {INT_MAX}]")
+    return n
 
 
 def as_float(key: str, value) -> float:
@@ -72,4 +78,5 @@ def coerce_fields(cls, values: dict, prefix: str) -> dict:
     """`values` with each dataclass field of `cls` cast to its declared type (named errors)."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    return {k: coerce(f"{prefix}.{k}", v, hints[k]) if k in names else v for k, v in values.items()}
+    return {k: coerce(f"{prefix}.{k}" if prefix else k, v, hints[k]) if k in names else v
+            for k, v in values.items()}

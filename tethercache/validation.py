@@ -1,16 +1,16 @@
 """Every check that needs no compute, run before anything is built or written.
 
 `validate(cfg) -> Plan` raises ConfigError with one line naming the key and what is allowed.
-Order: unknown keys -> required keys -> interpolations -> types and ranges of the top-level keys
-and of horizon / prompts / logger -> backbone -> cache policy -> prompts -> evaluator.
-Allowed keys are read from the config files themselves (union over each group's options), so a
-new option's keys are known without touching this file.
+Order: unknown keys -> required keys -> interpolations -> lists and mappings -> types and
+ranges of the top-level keys and of horizon / prompts / logger -> backbone -> cache policy ->
+prompts -> evaluator -> device -> sizes of the big allocations (sizes.py).
+Allowed keys and list / mapping shapes are read from the config files (schema.py), so a new
+option's keys are known without touching this file.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -20,15 +20,14 @@ from .cache import build_policy
 from .errors import ConfigError
 from .backbone import check_backbone, check_sections, model_config
 from .sampling import SamplerConfig
-from .typed_fields import as_bool, as_int, as_str, coerce_fields
+from .schema import check_shapes, check_unknown_keys
+from .sizes import check_sizes
+from .typed_fields import as_int, as_str, coerce_fields
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("backbone", "cache", "horizon", "prompts", "eval", "logger")
-OPEN_GROUPS = ("cache",)           # the policy's dataclass decides (cache/registry.py)
 SEED_MAX = 2**31 - 1               # numpy / torch seeds of every sample must fit
+THREADS_MAX = 1024                 # torch CPU threads
 SAMPLES_MAX = 1000                 # sample seed = seed + 1000 * prompt + sample: no collisions
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-LOGGER_MODES = ("offline", "online", "disabled")
 
 
 @dataclass
@@ -37,31 +36,6 @@ class Plan:
     prompts: list[tuple[int, str]]     # (index in the whole suite, text): ids/seeds survive sharding
     horizon: int
     device: str
-
-
-@lru_cache(maxsize=None)
-def known_keys(group: str | None) -> frozenset[str]:
-    """Keys a group's options define (union over conf/<group>/*.yaml); None: the top level."""
-    if group is None:
-        top = OmegaConf.load(CONF / "config.yaml")
-        return frozenset({*top.keys(), *GROUPS} - {"defaults", "hydra"})
-    keys: set[str] = set()
-    for f in (CONF / group).glob("*.yaml"):
-        keys |= set(OmegaConf.load(f).keys())
-    return frozenset(keys - {"defaults"})
-
-
-def _unknown_keys(cfg) -> None:
-    for key in cfg.keys():
-        if key not in known_keys(None):
-            raise ConfigError(f"{key}: unknown key; top-level keys are {sorted(known_keys(None))}")
-    for group in GROUPS:
-        if group in OPEN_GROUPS or not OmegaConf.is_dict(cfg.get(group)):
-            continue
-        for key in cfg[group].keys():
-            if key not in known_keys(group):
-                raise ConfigError(f"{group}.{key}: unknown key; {group} keys are "
-                                  f"{sorted(known_keys(group))}")
 
 
 def _missing_keys(cfg, prefix: str = "") -> list[str]:
@@ -84,45 +58,86 @@ def _in_range(key: str, value: int, lo: int, hi: int | None = None) -> int:
     return value
 
 
+@dataclass
+class TopLevel:
+    """conf/config.yaml's own scalar keys, typed like every dataclass-backed group (typed_fields)."""
+    seed: int
+    samples_per_prompt: int
+    batch: int
+    device: str
+    progress: bool
+    validate_only: bool
+    resume: bool
+    reuse_backbone: bool
+
+
+@dataclass
+class Horizon:
+    name: str
+    frames: int
+
+
+def _typed(cls, node, prefix: str) -> dict:
+    names = [f.name for f in fields(cls)]
+    return coerce_fields(cls, {k: node[k] for k in names if k in node}, prefix)
+
+
 def _top_level(cfg) -> None:
-    _in_range("seed", as_int("seed", cfg.seed), 0, SEED_MAX)
-    _in_range("samples_per_prompt", as_int("samples_per_prompt", cfg.samples_per_prompt), 1,
-              SAMPLES_MAX - 1)
+    top = _typed(TopLevel, cfg, "")
+    _typed(Horizon, cfg.horizon, "horizon")
+    _in_range("seed", top["seed"], 0, SEED_MAX)
+    _in_range("samples_per_prompt", top["samples_per_prompt"], 1, SAMPLES_MAX - 1)
     # The codec streams and the record lists one video per generate() call: a batch > 1 would
     # silently drop videos, so it is refused (samples_per_prompt makes more videos).
-    if as_int("batch", cfg.batch) != 1:
+    if top["batch"] != 1:
         raise ConfigError(f"batch={cfg.batch}: only 1 is supported (one video per sample); "
                           "use samples_per_prompt=N for more videos")
-    if not DEVICE.match(str(cfg.device)):
+    if not DEVICE.match(top["device"]):
         raise ConfigError(f"device={cfg.device!r}: must be auto, cpu, mps, cuda or cuda:N")
-    for key in ("progress", "validate_only", "resume", "reuse_backbone"):
-        if key in cfg:
-            as_bool(key, cfg[key])
-    if not OmegaConf.is_list(cfg.get("tags", [])):
-        raise ConfigError(f"tags={cfg.tags!r}: must be a list, e.g. tags=[a,b]")
-    as_int("horizon.frames", cfg.horizon.frames)
+    from .tracking import LOGGERS
     name = cfg.logger.name
-    if name not in ("none", "wandb"):
-        raise ConfigError(f"logger.name={name!r}: must be one of ['none', 'wandb']")
-    if name == "wandb" and cfg.logger.get("mode") not in LOGGER_MODES:
-        raise ConfigError(f"logger.mode={cfg.logger.get('mode')!r}: must be one of {list(LOGGER_MODES)}")
+    if name not in LOGGERS:
+        raise ConfigError(f"logger.name={name!r}: must be one of {sorted(LOGGERS)}")
+    LOGGERS[name].check(cfg.logger)
+
+
+@dataclass
+class BackboneNumbers:
+    """Scalars of `backbone` that its own checks read with int() (a typo is a named error)."""
+    chunk: int
+    start_frames: int | None = None
+    init_seed: int | None = None
+    threads: int | None = None
+
+
+@dataclass
+class CodecNumbers:
+    factor: int | None = None
+    hold: int | None = None
+    fps: int | None = None
+    view_scale: int | None = None
+    lossless: bool | None = None
+
+
+def _at_least_one(typed: dict, prefix: str) -> None:
+    for key, value in typed.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            _in_range(f"{prefix}.{key}", value, 1)
 
 
 def _backbone_numbers(b) -> None:
-    """Whole numbers of `backbone` that its own checks read with int() (a typo is a named error)."""
-    for key in ("chunk", "init_seed", "start_frames", "threads"):
-        if b.get(key) is not None:
-            as_int(f"backbone.{key}", b[key])
-    for key in ("factor", "hold", "fps", "view_scale"):
-        if b.codec.get(key) is not None:
-            _in_range(f"backbone.codec.{key}", as_int(f"backbone.codec.{key}", b.codec[key]), 1)
-    if b.codec.get("lossless") is not None:
-        as_bool("backbone.codec.lossless", b.codec.lossless)
+    top = _typed(BackboneNumbers, b, "backbone")
+    if top.get("init_seed") is not None:
+        _in_range("backbone.init_seed", top["init_seed"], 0, SEED_MAX)
+    if top.get("threads") is not None:
+        _in_range("backbone.threads", top["threads"], 1, THREADS_MAX)
+    _at_least_one(_typed(CodecNumbers, b.codec, "backbone.codec"), "backbone.codec")
     size = (b.get("model") or {}).get("size")
     if size is not None:
         from .model.wan import SIZES
         if size not in SIZES:
             raise ConfigError(f"backbone.model.size={size!r}: must be one of {sorted(SIZES)}")
+    _model_numbers(b)
     # Sampler numbers typed from SamplerConfig's fields: a NaN is named where it was set.
     coerce_fields(SamplerConfig, dict(b.get("sampler") or {}), "backbone.sampler")
     latent = list(b.latent) if OmegaConf.is_list(b.get("latent")) else None
@@ -130,6 +145,19 @@ def _backbone_numbers(b) -> None:
         raise ConfigError(f"backbone.latent={b.get('latent')!r}: must be [channels, height, width]")
     for i, v in enumerate(latent):
         _in_range(f"backbone.latent[{i}]", as_int(f"backbone.latent[{i}]", v), 1)
+
+
+def _model_numbers(b) -> None:
+    """`backbone.model` fields typed from WanConfig; sizes and counts are >= 1."""
+    from .model.wan import WanConfig
+    model = dict(b.get("model") or {})
+    typed = coerce_fields(WanConfig, model, "backbone.model")
+    _at_least_one(typed, "backbone.model")
+    if "heads" in typed or "dim" in typed:
+        mcfg = model_config(b)
+        if mcfg.dim % mcfg.heads:
+            raise ConfigError(f"backbone.model.heads={mcfg.heads}: must divide backbone.model.dim "
+                              f"= {mcfg.dim}")
 
 
 def load_prompts(pcfg) -> list[tuple[int, str]]:
@@ -176,7 +204,7 @@ def resolve_device(name: str) -> str:
 
 def validate(cfg) -> Plan:
     """All checks that need no compute, before anything is built."""
-    _unknown_keys(cfg)
+    check_unknown_keys(cfg)
     missing = _missing_keys(cfg)
     if missing:
         raise ConfigError(f"{', '.join(missing)}: required, not set "
@@ -186,6 +214,7 @@ def validate(cfg) -> Plan:
     except Exception as e:  # interpolation errors
         key = getattr(e, "full_key", None) or "config"
         raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
+    check_shapes(cfg)
     _top_level(cfg)
     check_sections(cfg.backbone)
     _backbone_numbers(cfg.backbone)
@@ -207,4 +236,6 @@ def validate(cfg) -> Plan:
     from .eval.registry import check_evaluator
     check_evaluator(cfg)
     as_str("backbone.name", cfg.backbone.name)
-    return Plan(policy, prompts, horizon, resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    check_sizes(cfg, policy, mcfg, horizon, device)
+    return Plan(policy, prompts, horizon, device)
