@@ -94,19 +94,6 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def write_hydra_dir(cfg, run_dir: Path) -> None:
-    """`.hydra/` (config.yaml, and inside a Hydra job hydra.yaml, overrides.yaml), as Hydra writes
-    it; conf/config.yaml turns Hydra's own writing off, so only a run that really starts has it."""
-    from hydra.core.hydra_config import HydraConfig
-    out = Path(run_dir) / ".hydra"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    if HydraConfig.initialized():
-        hydra_cfg = HydraConfig.instance().cfg
-        (out / "hydra.yaml").write_text(OmegaConf.to_yaml(hydra_cfg))
-        (out / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
-
-
 def _remove_if_empty(run_dir: Path) -> bool:
     """Remove a dir holding only Hydra's bookkeeping: nothing that looks like a run is left.
     In a dir that holds a run, only the empty log Hydra's file handler opened goes."""

@@ -169,3 +169,16 @@ def signals_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def write_hydra_dir(cfg, run_dir: Path) -> None:
+    """`.hydra/` (config.yaml, and inside a Hydra job hydra.yaml, overrides.yaml), as Hydra writes
+    it; conf/config.yaml turns Hydra's own writing off, so only a run that really starts has it."""
+    from hydra.core.hydra_config import HydraConfig
+    out = Path(run_dir) / ".hydra"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.instance().cfg
+        (out / "hydra.yaml").write_text(OmegaConf.to_yaml(hydra_cfg))
+        (out / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))

@@ -87,7 +87,6 @@ def generate_sample(bb: Backbone, plan: Plan, cfg, prompt: str, seed: int, video
 
 
 def execute(cfg, run_dir, choices: dict | None = None) -> dict:
-    from .job import write_hydra_dir
     run_dir = Path(run_dir)
     plan = validate(cfg)
     if cfg.backbone.get("threads"):
@@ -96,7 +95,7 @@ def execute(cfg, run_dir, choices: dict | None = None) -> dict:
     bb, reused = load_backbone(cfg, plan.device)   # first: unreadable weights leave an old run intact
     backbone_s = time.perf_counter() - t_start
     rundir.start(run_dir)                   # the old run's record and outputs are gone from here on
-    write_hydra_dir(cfg, run_dir)
+    rundir.write_hydra_dir(cfg, run_dir)
     log.info("backbone %s %s in %.2f s", cfg.backbone.name, "reused" if reused else "built",
              backbone_s)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
