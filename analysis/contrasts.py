@@ -61,8 +61,11 @@ class Contrast:
         return f"{self.delta:+.{digits}f}{star} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}]"
 
 
-def bootstrap_ci(values, resamples: int = 4000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, lo, hi): percentile bootstrap interval of the mean, resampling the values."""
+def bootstrap_ci(values, resamples: int = 4000, seed: int | np.random.Generator = 0,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): percentile bootstrap interval of the mean, resampling the values. `seed`: an
+    int seeds this interval alone; a Generator is drawn from in place, so the cells of a table can
+    share one stream in a fixed order."""
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
         return math.nan, math.nan, math.nan
@@ -97,8 +100,9 @@ def check_paired(base: pd.DataFrame, arm: pd.DataFrame, names: tuple[str, str]) 
 
 
 def contrast(base: pd.DataFrame, arm: pd.DataFrame, metric: str, resamples: int = 4000,
-             seed: int = 0, names=("baseline", "arm")) -> Contrast:
-    """Paired contrast of one metric between two arms' rows (one row per video)."""
+             seed: int | np.random.Generator = 0, names=("baseline", "arm")) -> Contrast:
+    """Paired contrast of one metric between two arms' rows (one row per video); prompts are
+    resampled in sorted order. `seed`: as in bootstrap_ci."""
     check_paired(base, arm, names)
     scale = metric_def(metric).scale
     key = ["prompt", "sample_seed"]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tethercache.cache.protocol import MEMORY, RECENT, SINK
+from tethercache.horizons import HORIZON_FRAMES
 from tethercache.video import Mp4Writer
 
 PROMPTS = ["forest scene, hilly bands, white triangle, fast camera",
@@ -68,3 +69,25 @@ def write_run(run_dir: Path, preset: str, quality: float, regions=None) -> Path:
 
 def write_sweep(root: Path, presets=("window", "sink", "tether")) -> list[Path]:
     return [write_run(Path(root) / f"{i}-toy-{p}-5s", p, 0.5 + 0.1 * i) for i, p in enumerate(presets)]
+
+
+def write_scored_run(run_dir: Path, preset: str, horizon: str, videos: list[dict],
+                     cache: dict | None = None, backbone: str = "self_forcing",
+                     evaluator: str = "vbench_long") -> Path:
+    """A complete, scored run dir as run.py + `python -m tethercache.eval` leave it: record.json
+    with one sample per video, metrics.json with the per-video scores. Each of `videos` is
+    {"video": id, "prompt": ..., "seed": sample seed, <metric>: value, ...}."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True)
+    frames = HORIZON_FRAMES[horizon]
+    cache = {"name": preset, **(cache or {})}
+    samples = [{"id": v["video"], "prompt": v["prompt"], "seed": v["seed"], "video": f"videos/{v['video']}.mp4",
+                "latent_frames": frames, "chunk_seconds": [1.0]} for v in videos]
+    (run_dir / "record.json").write_text(json.dumps({
+        "status": "complete", "choices": {"backbone": backbone, "cache": preset, "horizon": horizon},
+        "backbone": backbone, "cache": cache, "policy": preset, "horizon": horizon,
+        "latent_frames": frames, "seed": 0, "samples": samples,
+        "config": {"cache": cache, "backbone": {"name": backbone}}}))
+    scores = [{"evaluator": evaluator, **{k: x for k, x in v.items() if k != "seed"}} for v in videos]
+    (run_dir / "metrics.json").write_text(json.dumps({"evaluator": evaluator, "videos": scores}))
+    return run_dir

@@ -1,14 +1,13 @@
 """Paired contrasts with bootstrap intervals (analysis/contrasts.py) and the VBench-Long paper
 table, on known answers: planted differences, coverage over many null draws, seeds aggregated per
 prompt, refusal of unpaired arms; run dirs written in the real layout (record.json + metrics.json)."""
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import contrasts, tables
 from analysis.contrasts import NotPaired, bootstrap_ci, contrast
+from fake_runs import write_scored_run
 
 
 def arm(values, seeds=None, prompts=None, frames=240, variant="x", horizon="60s"):
@@ -71,25 +70,16 @@ def test_unpaired_arms_are_refused_saying_what_differs():
 
 
 # ---- run dirs in the real layout -> main_self_forcing_vbench_long + contrasts ----------------
-HORIZONS = {"30s": 120, "60s": 240, "240s": 960}
 DIMS = {"subject_consistency": 0.95, "background_consistency": 0.95, "motion_smoothness": 0.98,
         "dynamic_degree": 0.5, "aesthetic_quality": 0.6}
 
 
 def _write_run(path, preset, horizon, iq, drift):
     """A scored self_forcing run dir as run.py + `python -m tethercache.eval eval=vbench_long` leave it."""
-    path.mkdir(parents=True)
-    samples = [{"id": f"p{i:03d}s0", "prompt": f"prompt {i}", "seed": 1000 * i, "video": f"videos/p{i:03d}s0.mp4",
-                "latent_frames": HORIZONS[horizon], "chunk_seconds": [1.0]} for i in range(len(iq))]
-    rec = {"status": "complete", "choices": {"backbone": "self_forcing", "cache": preset, "horizon": horizon},
-           "backbone": "self_forcing", "cache": {"name": preset}, "policy": preset, "horizon": horizon,
-           "latent_frames": HORIZONS[horizon], "seed": 0, "samples": samples,
-           "config": {"cache": {"name": preset}, "backbone": {"name": "self_forcing"}}}
-    (path / "record.json").write_text(json.dumps(rec))
-    videos = [{"evaluator": "vbench_long", "video": s["id"], "prompt": s["prompt"], **DIMS,
-               "imaging_quality": q, "semantic": None, "total": None, "drift_5s": d, "drift_5s_abs": abs(d),
-               "drift_clip": d, "drift_15pct": d} for s, q, d in zip(samples, iq, drift)]
-    (path / "metrics.json").write_text(json.dumps({"evaluator": "vbench_long", "videos": videos}))
+    write_scored_run(path, preset, horizon, [
+        {"video": f"p{i:03d}s0", "prompt": f"prompt {i}", "seed": 1000 * i, **DIMS, "imaging_quality": q,
+         "semantic": None, "total": None, "drift_5s": d, "drift_5s_abs": abs(d), "drift_clip": d,
+         "drift_15pct": d} for i, (q, d) in enumerate(zip(iq, drift))])
 
 
 def test_vbench_paper_table_and_contrasts_from_run_dirs(tmp_path, capsys):

@@ -24,7 +24,8 @@ class Metric:
     better: str | None          # HIGHER, LOWER, ZERO; None: not ranked (counts)
     description: str = ""
     digits: int = 2
-    kind: str = "score"         # dimension, summary, drift, memory, diagnostic, count, cost
+    kind: str = "score"         # dimension, consistency, summary, drift, memory, diagnostic,
+    #                             count, cost
     # VBench dimensions only
     scored_by: str | None = None    # "all": every evaluator (VBench-Long custom input's six);
     #                                 "long_custom": VBench-Long custom input, its static filter may
@@ -76,6 +77,14 @@ _TABLE = [
     _dim("appearance_style", "App. style", "standard", "semantic", (0.0009, 0.2855)),
     _dim("temporal_style", "Temp. style", "standard", "semantic", (0.0, 0.364)),
     _dim("overall_consistency", "Overall cons.", "standard", "semantic", (0.0, 0.364)),
+    # VBench-Long's two parts of subject / background consistency, per video: within 2-s clips,
+    # and clip to clip (published long-video tables' "Consistency"). Not in Quality; our evaluator
+    # writes the fused score only, so these come from imported per-video scores.
+    Metric("subject_inclip", "Subject in-clip", 100, HIGHER, kind="consistency"),
+    Metric("subject_clip2clip", "Subject c2c", 100, HIGHER, "clip-to-clip subject consistency",
+           kind="consistency"),
+    Metric("background_inclip", "Backgr. in-clip", 100, HIGHER, kind="consistency"),
+    Metric("background_clip2clip", "Backgr. c2c", 100, HIGHER, kind="consistency"),
     # VBench summaries (eval/scores.py)
     Metric("quality", "Quality", 100, HIGHER, "VBench Quality: normalised mean of the quality "
            "dimensions scored", kind="summary"),
