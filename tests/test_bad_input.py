@@ -107,7 +107,7 @@ CASES = [
     (["cache.budget=1000000000000"], "cache.budget"), (["cache.budget=1000000000"], "cache.budget"),
     (["cache=sink", "cache.sink=100000000", "cache.budget=100000021"], "cache.budget"),
     (["cache=sink", "cache.sink=1000000000000"], "cache.sink"),
-    (["cache=full", "horizon.frames=300000000", "cache.rope=relative"], "cache.budget"),
+    (["cache=full", "horizon.frames=300000000", "cache.rope=relative"], "horizon.frames"),  # full: budget = horizon
     (["+backbone.model.dim=1000000000000"], "backbone.model.dim"),
     (["+backbone.model.dim=1000000"], "backbone.model.dim"),
     (["+backbone.model.layers=1000000000"], "backbone.model.layers"),

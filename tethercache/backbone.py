@@ -14,10 +14,9 @@ from .errors import ConfigError
 from .model.codec import Codec, PixelCodec
 from .model.wan import CausalWan, WanConfig, config_from_dict
 from .sampling import SamplerConfig
+from .typed_fields import as_float, coerce_fields
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TEXT_KINDS = ("hash", "grammar", "umt5")
-CODEC_KINDS = ("pixel", "wan_vae")
 
 
 class World(Protocol):
@@ -137,13 +136,12 @@ def check_backbone(bcfg) -> BackboneSpec:
         _require_path("backbone.weights", bcfg.get("weights"))
     elif bcfg.get("require_weights", False):
         _require_path("backbone.weights", None)
-    if bcfg.text.kind not in TEXT_KINDS:
-        raise ConfigError(f"backbone.text.kind={bcfg.text.kind!r}: must be one of {TEXT_KINDS}")
-    if bcfg.codec.kind not in CODEC_KINDS:
-        raise ConfigError(f"backbone.codec.kind={bcfg.codec.kind!r}: must be one of {CODEC_KINDS}")
-    for part in ("text", "codec"):
-        if bcfg[part].kind in ("umt5", "wan_vae"):
-            _require_path(f"backbone.{part}.path", bcfg[part].get("path"))
+    for section, table in PARTS.items():
+        kind = bcfg[section].kind
+        if kind not in table:
+            raise ConfigError(f"backbone.{section}.kind={kind!r}: must be one of {tuple(table)}")
+        if table[kind].reads_path:
+            _require_path(f"backbone.{section}.path", bcfg[section].get("path"))
     if bcfg.dtype not in DTYPES:
         raise ConfigError(f"backbone.dtype={bcfg.dtype!r}: must be one of {list(DTYPES)}")
     if bcfg.chunk < 1:
@@ -178,48 +176,59 @@ def backbone_world(bcfg) -> World | None:
     return toy_world(bcfg.get("world"), resolve_path(weights) if weights else None)
 
 
-_SAMPLER_NUMBERS = {"int": int, "float": float, "float | None": float}
-
-
 def sampler_config(bcfg) -> SamplerConfig:
-    """SamplerConfig from `backbone.sampler`, numbers coerced so a typo is a named error."""
-    s = dict(bcfg.sampler)
-    types = {f.name: f.type for f in dataclasses.fields(SamplerConfig)}
-    for key, value in s.items():
-        cast = _SAMPLER_NUMBERS.get(types.get(key))
-        try:
-            if key == "steps":
-                s[key] = [float(x) for x in value]
-            elif cast and value is not None:
-                if cast is int and float(value) != int(float(value)):
-                    raise ValueError
-                s[key] = cast(float(value)) if cast is int else cast(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"backbone.sampler.{key}={value!r}: must be a number"
-                              f"{' (whole)' if cast is int else ''}") from None
+    """SamplerConfig from `backbone.sampler`, typed from its fields so a typo is a named error."""
+    s = coerce_fields(SamplerConfig, dict(bcfg.sampler), "backbone.sampler")
+    if "steps" in s:
+        s["steps"] = [as_float(f"backbone.sampler.steps[{i}]", x) for i, x in enumerate(s["steps"])]
     try:
         return SamplerConfig(**s)
     except TypeError as e:
         raise ConfigError(f"backbone.sampler: {e}") from None
 
 
-def _text_encoder(tcfg, text_dim, device, dtype):
-    if tcfg.kind == "hash":
-        from .model.hash_text import HashTextEncoder
-        return HashTextEncoder(tcfg.dim, tcfg.get("tokens", 16))
-    if tcfg.kind == "grammar":
-        from .toyworld.text import GrammarTextEncoder
-        return GrammarTextEncoder(text_dim)
+@dataclass(frozen=True)
+class Part:
+    """A text encoder or codec by its `kind`: how to build it, and whether it reads `path`."""
+    build: Callable         # (section cfg, text_dim, device, dtype) -> the part
+    reads_path: bool = False
+
+
+def _hash_text(tcfg, text_dim, device, dtype):
+    from .model.hash_text import HashTextEncoder
+    return HashTextEncoder(tcfg.dim, tcfg.get("tokens", 16))
+
+
+def _grammar_text(tcfg, text_dim, device, dtype):
+    from .toyworld.text import GrammarTextEncoder
+    return GrammarTextEncoder(text_dim)
+
+
+def _umt5_text(tcfg, text_dim, device, dtype):
     from .model.text import UMT5TextEncoder
-    return UMT5TextEncoder(tcfg.path, dtype=dtype, device=device,
-                           max_length=tcfg.get("max_length", 512))
+    return UMT5TextEncoder(tcfg.path, dtype=dtype, device=device, max_length=tcfg.get("max_length", 512))
 
 
-def _codec(ccfg, device, dtype) -> Codec:
-    if ccfg.kind == "pixel":
-        return PixelCodec(ccfg.factor, ccfg.get("hold", 4), ccfg.get("fps", 16))
+def _pixel_codec(ccfg, text_dim, device, dtype) -> Codec:
+    return PixelCodec(ccfg.factor, ccfg.get("hold", 4), ccfg.get("fps", 16))
+
+
+def _wan_vae_codec(ccfg, text_dim, device, dtype) -> Codec:
     from .model.vae import WanVAECodec
     return WanVAECodec(ccfg.path, device=device, dtype=dtype)
+
+
+# backbone.<section>.kind -> Part: a new encoder or codec is one builder and one entry here
+PARTS = {
+    "text": {"hash": Part(_hash_text), "grammar": Part(_grammar_text),
+             "umt5": Part(_umt5_text, reads_path=True)},
+    "codec": {"pixel": Part(_pixel_codec), "wan_vae": Part(_wan_vae_codec, reads_path=True)},
+}
+
+
+def build_part(bcfg, section: str, text_dim: int, device, dtype):
+    cfg = bcfg[section]
+    return PARTS[section][cfg.kind].build(cfg, text_dim, device, dtype)
 
 
 def build_backbone(bcfg, device: str = "cpu") -> Backbone:
@@ -232,6 +241,7 @@ def build_backbone(bcfg, device: str = "cpu") -> Backbone:
         load_wan_weights(model, resolve_path(bcfg.weights), use_ema=bcfg.get("use_ema", True))
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     return Backbone(
-        name=bcfg.name, model=model, text_encoder=_text_encoder(bcfg.text, model.config.text_dim, device, dtype),
-        codec=_codec(bcfg.codec, device, dtype), latent_shape=tuple(bcfg.latent),
+        name=bcfg.name, model=model, latent_shape=tuple(bcfg.latent),
+        text_encoder=build_part(bcfg, "text", model.config.text_dim, device, dtype),
+        codec=build_part(bcfg, "codec", model.config.text_dim, device, dtype),
         chunk=bcfg.chunk, sampler=spec.sampler, world=spec.world, start_frames=spec.start_frames)

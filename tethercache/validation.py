@@ -19,7 +19,6 @@ from omegaconf import OmegaConf
 from .cache import build_policy
 from .errors import ConfigError
 from .backbone import check_backbone, check_sections, model_config
-from .sampling import SamplerConfig
 from .schema import check_shapes, check_unknown_keys
 from .sizes import check_sizes
 from .typed_fields import as_int, as_str, coerce_fields
@@ -138,8 +137,6 @@ def _backbone_numbers(b) -> None:
         if size not in SIZES:
             raise ConfigError(f"backbone.model.size={size!r}: must be one of {sorted(SIZES)}")
     _model_numbers(b)
-    # Sampler numbers typed from SamplerConfig's fields: a NaN is named where it was set.
-    coerce_fields(SamplerConfig, dict(b.get("sampler") or {}), "backbone.sampler")
     latent = list(b.latent) if OmegaConf.is_list(b.get("latent")) else None
     if not latent or len(latent) != 3:
         raise ConfigError(f"backbone.latent={b.get('latent')!r}: must be [channels, height, width]")
