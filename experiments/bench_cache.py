@@ -12,7 +12,7 @@ process CPU time (single-threaded, so CPU time is the robust number on a shared 
     python experiments/bench_cache.py                                   # tiny: window/sink/full, 30s & 240s
     python experiments/bench_cache.py --backbone toy --policies window tether --horizons 30s 240s
     python experiments/bench_cache.py --policies window tether --set cache.memory=14 --json out.json
-    # issue 14: the token-granular seam vs the code before it, and the token demo's KV bytes
+    # the token-granular seam vs the code before it (7fc4f0c), and the token demo's KV bytes
     python experiments/bench_cache.py --backbone toy --horizons 240s --baseline 7fc4f0c \
         --policies window sink tether knorm:cache.budget_tokens=672
 """
@@ -41,7 +41,7 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
     from tethercache.runner import validate
     try:
         from tethercache.backbone import build_backbone
-    except ImportError:                                  # before issue 14
+    except ImportError:                                  # revisions before the token-granular seam
         from tethercache.model.backbone import build_backbone
 
     policy, own = _spec(spec)
@@ -55,7 +55,7 @@ def worker(backbone: str, spec: str, horizon: str, overrides: list[str], device:
         torch.set_num_threads(int(cfg.backbone.threads))
     bb = build_backbone(cfg.backbone, plan.device)
     prompt = plan.prompts[0]
-    prompt = prompt[1] if isinstance(prompt, tuple) else prompt    # (suite index, text) since issue 10
+    prompt = prompt[1] if isinstance(prompt, tuple) else prompt    # (suite index, text) in newer revisions
     session, it = _rollout(bb, plan, prompt)
     cuda = plan.device.startswith("cuda")
     if cuda:

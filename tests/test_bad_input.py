@@ -1,4 +1,4 @@
-"""Bad input, table-driven over every config group (issue 10): each case must give exit code 2,
+"""Bad input, table-driven over every config group: each case must give exit code 2,
 exactly one line `error: <key>...` naming the key, no compute (the backbone is never built), and
 no run dir left behind. A few cases go through the real CLI (Hydra's own errors, a corrupt
 checkpoint). Counting: `len(CASES)` in-process cases plus the CLI ones."""

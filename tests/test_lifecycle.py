@@ -1,4 +1,4 @@
-"""Run dirs never look more finished than the run was (issue 10): NaN weights, concurrent starts,
+"""Run dirs never look more finished than the run was: NaN weights, concurrent starts,
 a re-run into a finished dir that is killed, SIGINT/SIGTERM, failures recorded with a reason."""
 import io
 import json

@@ -1,5 +1,5 @@
 """Frame-level policies are pinned bitwise to the outputs of the code before the token-granular
-cache seam (issue 14). tests/data/pinned_latents.json was written ONCE from commit 7fc4f0c by
+cache seam. tests/data/pinned_latents.json was written ONCE from commit 7fc4f0c by
 `python tests/test_pinned_latents.py` and must never be regenerated: a mismatch means a change
 of behaviour, not a stale reference. The toy cases run the weights of that time (toy world v1,
 kept as tethercache/toyworld/weights/toy_wan_v1.safetensors, and its sampler: 1 restart), so shipping
@@ -53,7 +53,7 @@ def _backbone(kind: str):
         bcfg.sampler.restarts = 1
     try:
         from tethercache.backbone import build_backbone
-    except ImportError:                                  # before issue 14
+    except ImportError:                                  # revisions before the token-granular seam
         from tethercache.model.backbone import build_backbone
     bb = build_backbone(bcfg)
     if kind == "tiny":       # random init has zero-initialised layers: perturb every parameter

@@ -1,4 +1,4 @@
-"""Multirun sweeps (issue 10): every job validated before the first runs, a bad job does not stop
+"""Multirun sweeps: every job validated before the first runs, a bad job does not stop
 the others, an end-of-sweep summary, resume after SIGKILL identical to an uninterrupted sweep."""
 import os
 import signal

@@ -1,4 +1,4 @@
-"""`tether` policy (TetherCache GRAB + TAME, reference §5.2-5.4): the eviction schedule, the memory
+"""`tether` policy (TetherCache GRAB + TAME, the paper's sections 5.2-5.4): the eviction schedule, the memory
 decision against grab.grab(), TAME on newly admitted frames only, long-rollout invariants, the
 degenerate settings (M = 0 == sink, S = 0, alpha = 0, FIFO memory), the shared-scope variant,
 RoPE modes and config validation. Synthetic K/V we control; one tiny-model check."""
