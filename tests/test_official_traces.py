@@ -85,30 +85,59 @@ def test_traces_were_made_from_the_tiny_checkpoint(checkpoint):
         assert load_trace(name)["meta"]["checkpoint_fingerprint"] == fingerprint(ema), name
 
 
-@pytest.mark.parametrize("name", REPRODUCED)
-def test_tether_reproduces_official_trace(name, checkpoint):
-    trace = load_trace(name)
-    latents, timeline, positions, kv = replay(trace, checkpoint)
-    K = trace["meta"]["tether"]["budget_size"]
+def check_chunk(trace, c, run) -> None:
+    """Chunk c of the project's run agrees with the trace, or an AssertionError says where."""
+    latents, timeline, positions, kv = run
+    ref, K = trace["chunks"][c], trace["meta"]["tether"]["budget_size"]
     h, w = trace["meta"]["latent_hw"]
     T = (h // 2) * (w // 2)
-    for c, ref in enumerate(trace["chunks"]):
-        official = trace["latents"][:, 3 * c:3 * c + 3].permute(0, 2, 1, 3, 4)
-        err = (latents[c] - official).abs().max().item()
-        assert err <= TOL, f"chunk {c}: latents differ by {err:.3g}"
-        frames, regions = timeline["frames"][c], timeline["regions"][c]
-        assert (frames[:, K:] == -1).all(), f"chunk {c}: the project holds more than {K} frames"
-        for layer in range(frames.shape[0]):
-            where = f"chunk {c} layer {layer}"
-            assert frames[layer, :K].tolist() == ref["frames"][layer].tolist(), f"{where}: frames"
-            assert regions[layer, :K].tolist() == ref["regions"][layer].tolist(), f"{where}: regions"
-            k_pos, q_pos = positions[c][layer]
-            held = ref["k_pos"][layer][ref["k_pos"][layer] >= 0].tolist()
-            assert (k_pos, q_pos) == (held, ref["q_pos"][layer].tolist()), f"{where}: RoPE positions"
-            used = len(held) * T
-            for store, official_kv in zip(kv[c], (ref["k"], ref["v"])):
-                err = (store[layer, 0, :used] - official_kv[layer, :used]).abs().max().item()
-                assert err <= TOL, f"{where}: cache K/V differ by {err:.3g}"
+    official = trace["latents"][:, 3 * c:3 * c + 3].permute(0, 2, 1, 3, 4)
+    err = (latents[c] - official).abs().max().item()
+    assert err <= TOL, f"chunk {c}: latents differ by {err:.3g}"
+    frames, regions = timeline["frames"][c], timeline["regions"][c]
+    assert (frames[:, K:] == -1).all(), f"chunk {c}: the project holds more than {K} frames"
+    for layer in range(frames.shape[0]):
+        where = f"chunk {c} layer {layer}"
+        assert frames[layer, :K].tolist() == ref["frames"][layer].tolist(), f"{where}: frames"
+        assert regions[layer, :K].tolist() == ref["regions"][layer].tolist(), f"{where}: regions"
+        k_pos, q_pos = positions[c][layer]
+        held = ref["k_pos"][layer][ref["k_pos"][layer] >= 0].tolist()
+        assert (k_pos, q_pos) == (held, ref["q_pos"][layer].tolist()), f"{where}: RoPE positions"
+        for store, official_kv in zip(kv[c], (ref["k"], ref["v"])):
+            err = (store[layer, 0, :len(held) * T] - official_kv[layer, :len(held) * T]).abs().max().item()
+            assert err <= TOL, f"{where}: cache K/V differ by {err:.3g}"
+
+
+BUDGET_NOT_CHUNK_ALIGNED = (
+    "budget 10 is not a multiple of the 3-frame chunk: warm-up ends with slot 9 empty; at the "
+    "first steady chunk (3) the official release evicts 3 frames (6, 7, 8) from the head of "
+    "recent although only 2 overflow, records them as frames 5, 6, 7 (global end - recent), and "
+    "shifts the never-written slot 9 into recent, so every pass of chunk 3 attends to a zero "
+    "key/value slot; the project drops exactly the 2 overflowing frames (6, 7). First "
+    "difference: chunk 3, every layer, its first denoising pass (the layout at chunk start)")
+
+
+@pytest.mark.parametrize("name", REPRODUCED + [pytest.param(
+    "tether_budget10.pt", marks=pytest.mark.xfail(strict=True, reason=BUDGET_NOT_CHUNK_ALIGNED))])
+def test_tether_reproduces_official_trace(name, checkpoint):
+    trace = load_trace(name)
+    run = replay(trace, checkpoint)
+    for c in range(trace["meta"]["chunks"]):
+        check_chunk(trace, c, run)
+
+
+def test_budget_not_a_multiple_of_the_chunk_differs_first_at_chunk_3(checkpoint):
+    trace = load_trace("tether_budget10.pt")
+    run = replay(trace, checkpoint)
+    for c in range(3):
+        check_chunk(trace, c, run)
+    with pytest.raises(AssertionError, match="chunk 3: latents"):
+        check_chunk(trace, 3, run)
+    tc = trace["meta"]["tether"]
+    head = tc["budget_size"] - tc["recent_size"]
+    official, ours = trace["chunks"][3]["frames"], run[1]["frames"][3]
+    assert (official[:, head] == -1).all()                 # the never-written slot, read by chunk 3
+    assert (ours[:, head:tc["budget_size"]] == torch.arange(8, 12)).all()   # recent: 8..11, full
 
 
 def test_commit_rule_trace_reads_the_recent_region_once_full():

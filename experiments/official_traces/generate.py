@@ -63,14 +63,16 @@ def make_inputs(cfg, frames: int) -> dict:
     return {"text": text, "initial": initial}
 
 
-def slot_table(layer: dict, S: int, M: int, K: int):
+def slot_table(layer: dict, S: int, M: int, K: int, T: int):
     """(frame, region) of each of the K slots, from the official pointers and memory index:
     sink slots hold frames 0..S-1; memory slots frame j until the cache first fills, then the
-    frame GRAB's index names; recent slots the newest frames, the chunk last."""
+    frame the official memory index names; recent slots the newest frames, the chunk last.
+    A slot whose K is all zero was never written (empty), wherever the pointers put it."""
     local, glob, filled, mem = layer["local_end"], layer["global_end"], layer["cache_filled"], layer["mem_frames"]
+    written = layer["k"][0].unflatten(0, (K, T)).flatten(1).ne(0).any(1).tolist()
     frames, regions = [], []
     for j in range(K):
-        if j >= local:
+        if j >= local or not written[j]:
             f, r = -1, EMPTY
         elif j < S:
             f, r = j, SINK
@@ -90,7 +92,7 @@ def to_trace(raw: dict, inputs: dict, meta: dict) -> dict:
     n_steps = len(raw["passes"]) // meta["chunks"] - 1
     chunks = []
     for c, layers in enumerate(raw["chunks"]):
-        table = [slot_table(l, S, M, K) for l in layers]
+        table = [slot_table(l, S, M, K, T) for l in layers]
         k0, kn = zip(*(l["k_rope"] for l in layers))
         q0, qn = zip(*(l["q_rope"] for l in layers))
         chunks.append({
