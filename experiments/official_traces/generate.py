@@ -108,8 +108,13 @@ def to_trace(raw: dict, inputs: dict, meta: dict) -> dict:
             "timesteps": [t for t, _ in raw["passes"][:n_steps + 1]]}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
 def parse(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("--tree", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--repo", default="my4f175/TetherCache@37c581a")
@@ -122,6 +127,8 @@ def parse(argv):
     p.add_argument("--chunks", type=int, default=7)
     p.add_argument("--commit-rule", action="store_true")
     a = p.parse_args(argv)
+    if a.out.is_dir() or a.out.parent.is_file():
+        p.exit(2, f"error: --out={a.out}: must be a file path in a directory\n")
     for f in ("pipeline/causal_inference.py", "tethercache/patched_attention.py"):
         if not (a.tree / f).is_file():
             p.exit(2, f"error: --tree={a.tree}: not an official TetherCache work tree (no {f})\n")
@@ -152,9 +159,12 @@ def main(argv=None) -> None:
                 "tether": tether, "chunks": a.chunks, "context_noise": 0,
                 "renoise_seed": RENOISE_SEED, "commit_rule": a.commit_rule, "out": str(tmp / "raw.pt")}
         (tmp / "spec.json").write_text(json.dumps(spec))
-        subprocess.run([sys.executable, str(WORKER), str(tmp / "spec.json")], cwd=a.tree, check=True,
-                       env={"PYTHONPATH": str(a.tree.resolve()), "PATH": "/usr/bin:/bin"},
-                       stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, str(WORKER), str(tmp / "spec.json")], cwd=a.tree,
+                              env={"PYTHONPATH": str(a.tree.resolve()), "PATH": "/usr/bin:/bin"},
+                              stdout=subprocess.DEVNULL)
+        if done.returncode:
+            sys.exit(f"error: the official pipeline in {a.tree} failed (exit {done.returncode}, "
+                     "its traceback above)")
         raw = torch.load(tmp / "raw.pt", weights_only=False)
     meta = {"repo": a.repo, "patches": a.patches, "tether": tether, "chunks": a.chunks,
             "commit_rule": a.commit_rule, "latent_hw": list(LATENT_HW), "seed": SEED,
