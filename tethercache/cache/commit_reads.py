@@ -51,6 +51,8 @@ class CommitReads:
         self.inner = inner
 
     def __getattr__(self, name):            # keys, layout, place, commit, ...: the inner's
+        if name == "inner":                 # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def __repr__(self):

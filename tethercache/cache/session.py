@@ -186,7 +186,8 @@ class CacheSession:
 
     def _token_positions(self, store: KVCache, layer: int, rope: str) -> torch.Tensor:
         """[(B,) n, 3] float64: t = global frame id (absolute) or the frame's order in storage
-        (relative), or what the policy wrote (`set_temporal`); (h, w) in the frame, w shifted by the frame's camera pose (toy)."""
+        (relative), or what the policy wrote (`set_temporal`); (h, w) in the frame, w shifted by
+        the frame's camera pose (toy)."""
         frames = store.token_frames(layer)
         if rope == "absolute":
             t = frames.double()

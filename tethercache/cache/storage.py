@@ -4,8 +4,9 @@ Each entry (token) carries its global frame id, its region and its spatial (h, w
 its frame's grid; the temporal RoPE position is derived on read from the frame id (absolute) or
 the frame's order in storage (relative), unless a policy wrote one (`set_temporal`: a float64
 table allocated on first write, moving with its entries, NaN = the default). Storage order is
-attention order. Entries tied to no frame carry synthetic ids (`protocol.synthetic_frame`). Buffers never grow:
-`capacity` tokens are allocated once and entries move in place. Keys are stored unrotated.
+attention order. Entries tied to no frame carry synthetic ids (`protocol.synthetic_frame`).
+Buffers never grow: `capacity` tokens are allocated once and entries move in place. Keys are
+stored unrotated.
 
 Frame-level policies keep whole frames (a frame = `tokens_per_frame` consecutive entries in
 raster order) and use the `*_frames` helpers, in frame slots; token-level policies use the token
