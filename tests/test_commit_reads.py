@@ -48,8 +48,14 @@ def test_commit_pass_reads_the_recent_region_once_full_denoising_passes_read_all
 
 def test_the_modifier_composes_with_sink_window_and_full():
     sink = session(CommitReads(SinkPolicy(budget=6, sink=1)))
+    # commit_forcing with no memory (recent = budget - sink): Commit Forcing's FIFO variant
+    fifo = session(build_policy({"name": "commit_forcing", "budget": 6, "sink": 1, "recent": 5,
+                                 "rope": "absolute"}))
     for j in range(3):
         reads = chunk(sink, 3 * j)
+        for a, b in zip(reads, chunk(fifo, 3 * j)):
+            assert torch.equal(a.k_frames, b.k_frames) and (a.read is None) == (b.read is None)
+            assert a.read is None or torch.equal(a.read, b.read)
         if j == 0:
             assert reads[-1].read is None
     # chunk 2: storage 0 | 4 5 6 7 8; the commit pass reads all after the sink, the rest all
