@@ -201,6 +201,7 @@ def generate(model, text, session, *, n_frames: int, chunk: int, latent_shape: t
 
     def run(x, sigma):
         t = torch.full((batch, x.shape[2]), sigma * T, device=device)
+        session.begin_pass(sigma, sigma * T)
         return model(x, t, text, cache=session).float()
 
     def integrate(x, schedule):

@@ -76,7 +76,7 @@ class Layout:
                               f"= {S + R} x {tokens_per_frame} = {(S + R) * tokens_per_frame} tokens")
 
     def is_sink(self, frame_ids: torch.Tensor) -> torch.Tensor:
-        return frame_ids < self.sink
+        return (frame_ids < self.sink) & (frame_ids >= 0)       # synthetic entries (< 0) are not
 
     def sink_regions(self, frame_ids: torch.Tensor, rest: int = RECENT) -> list[int]:
         """Region of each appended frame: sink for the first `sink` frames, else `rest`."""

@@ -1,10 +1,26 @@
-"""The policy seam: a cache policy is a small dataclass of hyper-parameters with two hooks.
+"""The policy seam: a cache policy is a small dataclass of hyper-parameters with two hooks
+(`place`, `commit`) and three optional ones.
 
 Moments (the session calls them: cache/session.py):
   * chunk start        -> `place(st, layer, frame_ids)`: make room and append the chunk's entries;
                           returns the token slots the chunk occupies (the session writes there);
   * each denoising pass -> the session overwrites the chunk's slots (no policy code needed);
   * clean context pass  -> `commit(st, layer, q)`: select / admit / edit, before readout.
+Optional, per pass and layer (`ctx`: a protocol.PassContext: pass index within the chunk, its
+sigma / timestep when the driver gave them, is_commit), in this order:
+  * `on_pass(st, layer, q, k, ctx)`: after the pass's chunk K/V are written, before `commit`; may
+    act in a chosen pass (e.g. compress with the first denoising pass's queries and noisy keys)
+    and move entries, returning the chunk's new token slots (None: unchanged);
+  * `read_set(st, layer, ctx)`: after `commit`, which stored entries this pass attends to (token
+    indices or a bool mask over the layer's used entries; None = all). Applied after RoPE: kept
+    keys keep their positions. Modifiers wrap any policy to change it (`commit_reads.py`).
+Positions: a policy may set the temporal RoPE position of any stored entry, the chunk's (= its
+queries') included, with `st.cache.set_temporal(layer, slots, t)`; entries it never set keep the
+`rope` mode's default. Writing bumps the layout version, so the session's per-version memo of
+positions never serves stale ones. In relative mode with state frames every temporal position,
+chosen or default, is shifted by the number of state frames (they come first).
+Entries tied to no single frame (an EMA of evicted frames) use `protocol.synthetic_frame` ids
+and a region from `protocol.add_region`: readers of timelines skip ids < 0.
 `st` is the per-session state (`new_state`, a `state_type` dataclass): the storage, the session's
 frame info (e.g. toy camera poses) and whatever the policy tracks; the policy itself holds only
 hyper-parameters, so one policy object can serve any number of sessions.
@@ -23,7 +39,7 @@ import torch
 
 from ..errors import ConfigError
 from .layout import BUDGET_KEYS, Layout
-from .protocol import FrameInfo
+from .protocol import FrameInfo, PassContext
 from .storage import KVCache
 
 ROPE_MODES = ("absolute", "relative")
@@ -85,6 +101,13 @@ class CachePolicy:
 
     def commit(self, st: PolicyState, layer: int, q: torch.Tensor) -> None:
         """Clean context pass, after the chunk's clean K/V are written, before readout."""
+
+    def on_pass(self, st: PolicyState, layer: int, q: torch.Tensor, k: torch.Tensor,
+                ctx: PassContext) -> slice | None:
+        """Every pass, after its chunk K/V [B, n, H, D] are written: optional per-pass action."""
+
+    def read_set(self, st: PolicyState, layer: int, ctx: PassContext) -> torch.Tensor | None:
+        """Every pass, after `commit`: the stored entries it attends to (None = all)."""
 
     def chunk_stats(self, st: PolicyState) -> dict:
         """Per-chunk decisions worth recording in the timeline (policy-specific)."""

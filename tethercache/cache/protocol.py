@@ -48,6 +48,21 @@ def add_region(name: str, color: str) -> int:
     return code
 
 
+# Synthetic frame ids: storage entries tied to no single frame (an EMA memory blending many
+# evicted frames) carry ids from SYNTHETIC_FRAMES up, far below the state frames' -n..-1 and the
+# empty slots' -1, so every reader that keeps `frame id >= 0` (timelines, plots, the report,
+# recall) ignores them. They take a region of their own (`add_region`) and their temporal
+# positions from the policy (`KVCache.set_temporal`).
+SYNTHETIC_FRAMES = -(1 << 30)
+
+
+def synthetic_frame(i: int) -> int:
+    """Id of a policy's i-th synthetic entry (0 <= i < 2**29): negative, never a video frame."""
+    if not 0 <= i < 1 << 29:
+        raise ValueError(f"synthetic entry {i}: must be in [0, 2**29)")
+    return SYNTHETIC_FRAMES + i
+
+
 @dataclass
 class Attend:
     """What one self-attention layer attends to."""
@@ -60,6 +75,20 @@ class Attend:
     pos_key: Hashable | None = None
     k_frames: torch.Tensor | None = None   # [Nk] global frame id of each key token (inspection)
     q_frames: torch.Tensor | None = None   # [Nq]
+    # the pass reads only these key indices (long, on the keys' device), selected after RoPE so
+    # kept keys keep their positions; None = every key. A policy's `read_set` chooses it.
+    read: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """The pass a session is running: its index within the chunk (0 = the first denoising pass,
+    the commit pass last), its noise level (sigma in [0, 1] and the model timestep, None when the
+    driver did not say) and whether it is the clean commit pass."""
+    index: int
+    sigma: float | None = None
+    timestep: float | None = None
+    is_commit: bool = False
 
 
 class KVCacheLike(Protocol):

@@ -7,6 +7,10 @@ context pass, `end_chunk()` to record the timeline. The model only calls `attend
 The session owns the per-frame info (toy camera poses), the policy's per-session state, and the
 chunk's slots: the policy's `place` says which token slots the chunk occupies and every pass
 writes exactly there (not "the tail of the cache").
+Passes: `pass_ctx` (a PassContext) says which pass of the chunk runs; a driver that knows its
+noise level declares it with `begin_pass(sigma, timestep)` before the pass (the sampler does),
+otherwise layer 0's `attend` opens the next pass itself. A policy's per-pass hooks (`on_pass`,
+`read_set`) are looked up once: a policy that has none costs nothing per pass.
 
 State frames (`state_frames > 0`, e.g. AdaState's unrendered state latent): latent frames that
 the sampler denoises with every chunk; their clean-pass K/V are kept in slots of their own, ahead
@@ -25,7 +29,7 @@ import torch
 
 from ..errors import ConfigError
 from .policy import CachePolicy
-from .protocol import REGIONS, STATE, Attend, FrameInfo, Region
+from .protocol import REGIONS, STATE, Attend, FrameInfo, PassContext, Region
 from .storage import KVCache
 
 X = TypeVar("X")
@@ -53,6 +57,10 @@ class CacheSession:
         self.chunk_slots: list[slice] = [slice(0, 0)] * layers
         self._pos: list = [None] * layers          # (layout version, positions) per layer
         self.committing = False
+        self.pass_ctx = PassContext(-1)
+        self._declared = False                      # begin_pass opened the coming pass
+        self._on_pass = _hook(policy, "on_pass")
+        self._read_set = _hook(policy, "read_set")
         self.record = record
         self.timeline: dict[str, list] = {"chunk_start": [], "frames": [], "regions": [],
                                           "tokens": [], "stats": []}
@@ -89,12 +97,18 @@ class CacheSession:
             raise RuntimeError(f"frame {int(frame_ids.max())} is past the RoPE table "
                                f"({self.rope_max}); use cache.rope=relative")
         self.chunk_frames = frame_ids
+        self.pass_ctx, self._declared = PassContext(-1), False
         self.chunk_slots = [self.policy.place(self.state, layer, frame_ids)
                             for layer in range(self.cache.layers)]
         if self.states is not None and self.states.used[0] == 0:
             for layer in range(self.cache.layers):
                 self.states.append(layer, torch.arange(-self.state_frames, 0),
                                    [STATE] * self.state_frames)
+
+    def begin_pass(self, sigma: float | None = None, timestep: float | None = None) -> None:
+        """The next pass of the chunk starts, at this noise level."""
+        self.pass_ctx = PassContext(self.pass_ctx.index + 1, sigma, timestep, self.committing)
+        self._declared = True
 
     @contextlib.contextmanager
     def commit_pass(self):
@@ -108,11 +122,19 @@ class CacheSession:
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Attend:
         """q, k, v [B, n, H, D] of the pass's tokens: the state frames' (if any), then the chunk's."""
         c = self.cache
+        if layer == 0:
+            if not self._declared:
+                self.begin_pass()
+            self._declared = False
         n_state = self.states.used[layer] if self.states is not None else 0
         if n_state:
             self.states.write(layer, slice(0, n_state), k[:, :n_state], v[:, :n_state])
             q, k, v = q[:, n_state:], k[:, n_state:], v[:, n_state:]
         c.write(layer, self.chunk_slots[layer], k, v)          # each pass overwrites the noisier one
+        if self._on_pass is not None:                          # may move entries: new chunk slots
+            moved = self._on_pass(self.state, layer, q, k, self.pass_ctx)
+            if moved is not None:
+                self.chunk_slots[layer] = moved
         if self.committing:
             self.policy.commit(self.state, layer, q)
         k_pos, q_pos, key, k_frames, q_frames = self._positions(layer)
@@ -120,7 +142,20 @@ class CacheSession:
         if n_state:
             keys = torch.cat([self.states.keys(layer), keys], dim=1)
             vals = torch.cat([self.states.values(layer), vals], dim=1)
-        return Attend(keys, vals, k_pos, q_pos, key, k_frames, q_frames)
+        return Attend(keys, vals, k_pos, q_pos, key, k_frames, q_frames,
+                      None if self._read_set is None else self._read(layer, n_state))
+
+    def _read(self, layer: int, n_state: int) -> torch.Tensor | None:
+        """The policy's read set for this pass as key indices (state frames always read)."""
+        read = self._read_set(self.state, layer, self.pass_ctx)
+        if read is None:
+            return None
+        read = torch.as_tensor(read)
+        if read.dtype == torch.bool:
+            read = read.nonzero().flatten()
+        if n_state:
+            read = torch.cat([torch.arange(n_state), read.cpu() + n_state])
+        return read.to(self.cache.k.device)
 
     # ---- positions ------------------------------------------------------------------------
     def _positions(self, layer: int):
@@ -151,7 +186,8 @@ class CacheSession:
 
     def _token_positions(self, store: KVCache, layer: int, rope: str) -> torch.Tensor:
         """[(B,) n, 3] float64: t = global frame id (absolute) or the frame's order in storage
-        (relative); (h, w) in the frame, w shifted by the frame's camera pose (toy)."""
+        (relative), or what the policy wrote (`set_temporal`); (h, w) in the frame, w shifted by
+        the frame's camera pose (toy)."""
         frames = store.token_frames(layer)
         if rope == "absolute":
             t = frames.double()
@@ -159,6 +195,9 @@ class CacheSession:
             new = torch.ones_like(frames, dtype=torch.bool)
             new[1:] = frames[1:] != frames[:-1]
             t = (torch.cumsum(new, 0) - 1).double()
+        chosen = store.token_temporal(layer)                  # a policy's own positions win
+        if chosen is not None:
+            t = torch.where(chosen.isnan(), t, chosen)
         hw = store.hw[layer, : len(frames)].double()
         w = hw[:, 1]
         poses = self.info.poses
@@ -195,6 +234,12 @@ class CacheSession:
                             region_codes=np.array([r.code for r in REGIONS], np.int32),
                             region_names=np.array([r.name for r in REGIONS]),
                             region_colors=np.array([r.color for r in REGIONS]))
+
+
+def _hook(policy, name: str):
+    """The policy's bound hook `name`, or None where it keeps CachePolicy's no-op."""
+    hook = getattr(policy, name, None)
+    return None if getattr(hook, "__func__", None) is getattr(CachePolicy, name) else hook
 
 
 def timeline_regions(timeline) -> dict[int, Region]:

@@ -2,8 +2,11 @@
 
 Each entry (token) carries its global frame id, its region and its spatial (h, w) position in
 its frame's grid; the temporal RoPE position is derived on read from the frame id (absolute) or
-the frame's order in storage (relative). Storage order is attention order. Buffers never grow:
-`capacity` tokens are allocated once and entries move in place. Keys are stored unrotated.
+the frame's order in storage (relative), unless a policy wrote one (`set_temporal`: a float64
+table allocated on first write, moving with its entries, NaN = the default). Storage order is
+attention order. Entries tied to no frame carry synthetic ids (`protocol.synthetic_frame`).
+Buffers never grow: `capacity` tokens are allocated once and entries move in place. Keys are
+stored unrotated.
 
 Frame-level policies keep whole frames (a frame = `tokens_per_frame` consecutive entries in
 raster order) and use the `*_frames` helpers, in frame slots; token-level policies use the token
@@ -27,12 +30,20 @@ class KVCache:
         self.frames = torch.full((layers, capacity), -1, dtype=torch.long)   # global frame ids
         self.regions = torch.zeros((layers, capacity), dtype=torch.int8)
         self.hw = torch.zeros((layers, capacity, 2), dtype=torch.long)       # (h, w) in the frame
+        self.temporal: torch.Tensor | None = None    # [layers, capacity] float64, NaN = default
         self.used = [0] * layers                                             # tokens
         self.version = [0] * layers
         self.layers, self.capacity, self.grid = layers, capacity, tuple(grid)
         self.tokens_per_frame = grid[0] * grid[1]
         self._frame_hw = torch.stack(torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]),
                                                     indexing="ij"), -1).reshape(-1, 2)
+
+    def _tables(self):
+        """The per-token tables with their blank value (the temporal one once written)."""
+        tables = [(self.frames, -1), (self.regions, EMPTY), (self.hw, 0)]
+        if self.temporal is not None:
+            tables.append((self.temporal, float("nan")))
+        return tables
 
     @property
     def nbytes(self) -> int:
@@ -64,6 +75,8 @@ class KVCache:
         self.frames[layer, sl] = torch.as_tensor(frame_ids).repeat_interleave(T)
         self.regions[layer, sl] = torch.as_tensor(regions, dtype=torch.int8).repeat_interleave(T)
         self.hw[layer, sl] = self._frame_hw.repeat(len(frame_ids), 1)
+        if self.temporal is not None:
+            self.temporal[layer, sl] = float("nan")
         self.used[layer] = start + n
         self.version[layer] += 1
         return sl
@@ -75,7 +88,7 @@ class KVCache:
         end = self.used[layer]
         for buf in (self.k, self.v):
             buf[layer, :, start: end - n] = buf[layer, :, start + n: end].clone()
-        for table, blank in ((self.frames, -1), (self.regions, EMPTY), (self.hw, 0)):
+        for table, blank in self._tables():
             table[layer, start: end - n] = table[layer, start + n: end].clone()
             table[layer, end - n: end] = blank
         self.used[layer] = end - n
@@ -90,7 +103,7 @@ class KVCache:
         for buf in (self.k, self.v):
             buf[layer, :, :n] = buf[layer, :, keep]
         keep = keep.cpu()
-        for table, blank in ((self.frames, -1), (self.regions, EMPTY), (self.hw, 0)):
+        for table, blank in self._tables():
             table[layer, :n] = table[layer, keep]
             table[layer, n:end] = blank
         self.used[layer] = n
@@ -103,10 +116,27 @@ class KVCache:
         self.k[layer, :, slots] = k
         self.v[layer, :, slots] = v
 
+    def set_temporal(self, layer: int, slots, t) -> None:
+        """A policy's temporal RoPE position for entries `slots` (index, slice or mask; t float64,
+        broadcast; NaN = back to the default). Bumps the layout version: positions are memoised
+        per version, so a position written here is always seen."""
+        if isinstance(slots, torch.Tensor) and slots.dtype == torch.bool:
+            slots = slots.nonzero().flatten()                  # a mask over the used entries
+        if self.temporal is None:
+            self.temporal = torch.full(self.frames.shape, float("nan"), dtype=torch.float64)
+        self.temporal[layer, slots] = torch.as_tensor(t, dtype=torch.float64)
+        self.version[layer] += 1
+
+    def token_temporal(self, layer: int) -> torch.Tensor | None:
+        """[used] float64 policy-written temporal positions (NaN = default), None if none ever."""
+        return None if self.temporal is None else self.temporal[layer, : self.used[layer]]
+
     def reset(self) -> None:
         self.frames.fill_(-1)
         self.regions.fill_(EMPTY)
         self.hw.zero_()
+        if self.temporal is not None:
+            self.temporal.fill_(float("nan"))
         self.used = [0] * self.layers
         self.version = [v + 1 for v in self.version]
 
@@ -154,14 +184,17 @@ class KVCache:
             a, b = slice(s * T, (s + 1) * T), slice(d * T, (d + 1) * T)
             for buf in (self.k, self.v):
                 buf[layer, :, b] = buf[layer, :, a]
-            for table in (self.frames, self.regions, self.hw):
+            for table, _ in self._tables():
                 table[layer, b] = table[layer, a]
         self.version[layer] += 1
 
     def set_frames(self, layer: int, start: int, frame_ids: torch.Tensor, region: int) -> None:
-        """Relabel frame slots from `start` (ids and region; spatial positions stay)."""
+        """Relabel frame slots from `start` (ids and region; spatial positions stay, temporal
+        ones return to the default: the slots hold other frames now)."""
         T = self.tokens_per_frame
         sl = slice(start * T, (start + len(frame_ids)) * T)
         self.frames[layer, sl] = torch.as_tensor(frame_ids).repeat_interleave(T)
         self.regions[layer, sl] = region
+        if self.temporal is not None:
+            self.temporal[layer, sl] = float("nan")
         self.version[layer] += 1

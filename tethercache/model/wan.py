@@ -221,8 +221,11 @@ class CausalWan(nn.Module):
         qc, qs = self.rope.cos_sin(s.q_pos, q.device, qkey)
         kc, ks = self.rope.cos_sin(s.k_pos, q.device, kkey)
         q, keys = apply_rope(q, qc, qs), apply_rope(s.k, kc, ks)
+        vals = s.v
+        if s.read is not None:  # the cache's read set, taken after RoPE: kept keys keep positions
+            keys, vals = keys[:, s.read], vals[:, s.read]
         mask, causal_chunk = attn_mask
-        q, keys, vals = q.transpose(1, 2), keys.transpose(1, 2), s.v.transpose(1, 2)
+        q, keys, vals = q.transpose(1, 2), keys.transpose(1, 2), vals.transpose(1, 2)
         if causal_chunk:
             step = causal_chunk * hh * ww
             out = torch.cat([F.scaled_dot_product_attention(q[:, :, i:i + step], keys[:, :, :i + step],
