@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -72,3 +73,17 @@ def tiny_rollout():
                                 state_frames=state_frames, **kw))
         return torch.cat(out, 2), s
     return roll
+
+
+@contextlib.contextmanager
+def added_region(name, color):
+    """The cache's region table with one more region (its code is yielded), restored afterwards,
+    so a test's region never leaks into another test."""
+    from tethercache.cache import REGION_NAMES, REGIONS, add_region
+    regions, names = list(REGIONS), dict(REGION_NAMES)
+    try:
+        yield add_region(name, color)
+    finally:
+        REGIONS[:] = regions
+        REGION_NAMES.clear()
+        REGION_NAMES.update(names)

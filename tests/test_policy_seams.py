@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tethercache.cache import RECENT, CacheSession, CachePolicy, PolicyState, add_region
+from conftest import added_region
+from tethercache.cache import RECENT, CacheSession, CachePolicy, PolicyState
 from tethercache.cache.layout import Layout
 from tethercache.cache.protocol import SYNTHETIC_FRAMES, synthetic_frame
 from tethercache.cache.scorer import memory_frames
@@ -101,7 +102,6 @@ def test_the_temporal_table_moves_with_its_entries_and_relabelling_clears_it():
 
 
 # ---- entries tied to no single frame ---------------------------------------------------------
-EMA = add_region("ema", "#dd8452")
 
 
 @dataclass(slots=True)
@@ -117,6 +117,7 @@ class EmaMemory(CachePolicy):
     """A FIFO window whose evicted frames are blended into one EMA entry (their running mean),
     placed just before the oldest frame it holds."""
     budget: int = 7                   # frames of storage: the EMA entry + the window
+    region: int = 0                   # the EMA entry's region code (add_region)
     state_type = EmaState
 
     def place(self, st, layer, frame_ids):
@@ -139,7 +140,7 @@ class EmaMemory(CachePolicy):
                 e = int((c.frame_ids(layer) < 0).nonzero()[0])
                 c.write(layer, slice(e * T_, (e + 1) * T_), k / n, v / n)
             else:
-                c.write(layer, c.append(layer, [synthetic_frame(0)], [EMA]), k / n, v / n)
+                c.write(layer, c.append(layer, [synthetic_frame(0)], [self.region]), k / n, v / n)
         sl = c.append(layer, frame_ids, [RECENT] * len(frame_ids))
         frames = c.token_frames(layer)
         if (frames < 0).any():
@@ -148,8 +149,13 @@ class EmaMemory(CachePolicy):
 
 
 def test_an_ema_entry_blends_evicted_frames_and_is_never_a_video_frame(tmp_path):
+    with added_region("ema", "#dd8452") as ema:
+        check_ema_entry(tmp_path, ema)
+
+
+def check_ema_entry(tmp_path, EMA):
     from analysis.report.timeline import timeline_segments
-    s = session(EmaMemory())
+    s = session(EmaMemory(region=EMA))
     for j in range(4):
         commit = chunk(s, 3 * j)[-1]
     # chunk 2 evicts frames 0 1 2 (clean K/V = id + 0.2): EMA 1.2; chunk 3 evicts 3 4 5:

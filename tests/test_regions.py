@@ -1,6 +1,5 @@
 """A region added to the table (`add_region`) is saved with the timeline and drawn by
 analysis/plot_memory.py in its own name and colour, also by a process that never added it."""
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,25 +8,13 @@ import torch
 from matplotlib.colors import to_hex
 
 from analysis.plot_memory import memory_figure, plot_memory
-from conftest import drive_attends
-from tethercache.cache import REGION_NAMES, REGIONS, CacheSession, add_region
+from conftest import added_region, drive_attends
+from tethercache.cache import REGION_NAMES, REGIONS, CacheSession
 from tethercache.cache.session import timeline_regions
 from tethercache.cache.window import WindowPolicy
 
 C, GRID, H, D, LAYERS = 3, (1, 2), 1, 4, 2
 EMA_COLOR = "#123456"
-
-
-@contextlib.contextmanager
-def added_region(name, color):
-    """The region table with one more region, restored afterwards."""
-    regions, names = list(REGIONS), dict(REGION_NAMES)
-    try:
-        yield add_region(name, color)
-    finally:
-        REGIONS[:] = regions
-        REGION_NAMES.clear()
-        REGION_NAMES.update(names)
 
 
 @pytest.fixture

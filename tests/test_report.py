@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import ROOT
+from conftest import ROOT, added_region
 from analysis import report
 from tethercache.runner import execute
 from tethercache.video import read_mp4
@@ -343,11 +343,8 @@ def test_full_size_sweep_opens_lazily(tmp_path, browser):
 # ---- a region added to the region table is drawn like the built-in ones --------------------------
 @pytest.fixture
 def ema_region():
-    from tethercache.cache import protocol
-    code = protocol.add_region("ema", "#123456")
-    yield code
-    protocol.REGIONS[:] = [r for r in protocol.REGIONS if r.name != "ema"]
-    protocol.REGION_NAMES.pop(code, None)
+    with added_region("ema", "#123456") as code:
+        yield code
 
 
 EMA_PIXELS = """() => { const c = document.querySelector('#g0 .tile canvas.tl');
