@@ -1,4 +1,5 @@
-"""The `tether` policy reproduces the official TetherCache release (my4f175/TetherCache@37c581a).
+"""The `tether` policy reproduces the official TetherCache release (my4f175/TetherCache@37c581a),
+and `commit_forcing` the release with Commit Forcing's rule patch (Dwell-Jing/commit-forcing@5ed6592).
 
 Each trace in tests/data/official_traces/ was recorded by experiments/official_traces/generate.py
 from the official pipeline (CPU, float32, a tiny Self-Forcing-format checkpoint). Here the same
@@ -43,13 +44,13 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def replay(trace, checkpoint):
+def replay(trace, checkpoint, policy_name="tether"):
     """The project's run of the trace: (latents per chunk, timeline, clean-pass positions per
     chunk and layer, cache K/V per chunk)."""
     meta, tc = trace["meta"], trace["meta"]["tether"]
     model = CausalWan(SIZES["tiny"]).eval()
     load_wan_weights(model, checkpoint)
-    policy = build_policy({"name": "tether", "budget": tc["budget_size"], "sink": tc["sink_size"],
+    policy = build_policy({"name": policy_name, "budget": tc["budget_size"], "sink": tc["sink_size"],
                            "recent": tc["recent_size"], "alpha": tc["alpha"], "tau": tc["tau"],
                            "temperature": tc["score_temperature"], "rope": "relative"})
     n = 3 * meta["chunks"]
@@ -141,9 +142,8 @@ def test_budget_not_a_multiple_of_the_chunk_differs_first_at_chunk_3(checkpoint)
 
 
 def test_commit_rule_trace_reads_the_recent_region_once_full():
-    """Stored for the Commit Forcing rule (not in the project yet): before the cache is full
-    the rule changes nothing; from the filling chunk on, each layer's clean pass reads only the
-    recent region."""
+    """The trace itself: before the cache is full the rule changes nothing; from the filling
+    chunk on, each layer's clean pass reads only the recent region."""
     off, on = load_trace("tether_default.pt"), load_trace("tether_commit_rule.pt")
     tc = on["meta"]["tether"]
     fill = (tc["budget_size"] + 2) // 3 - 1            # the chunk whose clean pass fills the cache
@@ -153,3 +153,16 @@ def test_commit_rule_trace_reads_the_recent_region_once_full():
         else:
             assert b["read_frames"].tolist() == [tc["recent_size"]] * len(b["read_frames"])
     assert on["meta"]["commit_rule"] and on["meta"]["commit_rule_counters"]["rule"]
+
+
+def test_commit_forcing_reproduces_the_official_rule_on_tethercache(checkpoint):
+    """`commit_forcing` (tether + CommitReads) reproduces TetherCache with Commit Forcing's rule
+    patch (Dwell-Jing/commit-forcing@5ed6592): latents, cache contents and positions chunk by
+    chunk, and in every layer's clean pass the number of frames read."""
+    trace = load_trace("tether_commit_rule.pt")
+    run = replay(trace, checkpoint, "commit_forcing")
+    for c in range(trace["meta"]["chunks"]):
+        check_chunk(trace, c, run)
+        restricted = run[1]["stats"][c].get("commit_read_frames") or [None] * len(run[2][c])
+        read = [len(k_pos) if n is None else n for n, (k_pos, _) in zip(restricted, run[2][c])]
+        assert read == trace["chunks"][c]["read_frames"].tolist(), f"chunk {c}: frames read"

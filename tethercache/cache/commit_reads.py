@@ -2,7 +2,7 @@
 
 The rule (the official Commit Forcing integration for TetherCache,
 Dwell-Jing/commit-forcing@5ed6592, integrations/tethercache/commit_rule.patch, as its authors
-describe and run it; parity traces against that code are pending): denoising passes read the
+reproduced on its official traces: tests/test_official_traces.py): denoising passes read the
 whole cache; once a layer's cache is full, that layer's clean commit pass reads only the inner
 policy's `recent` region (the current chunk included), after the policy's commit-time edits
 (GRAB admission, TAME) on the full cache; RoPE positions of the kept keys are those of the full
