@@ -24,7 +24,7 @@ from typing import NoReturn
 import pandas as pd
 
 from tethercache.horizons import HORIZON_FRAMES       # prefix name -> latent frames
-from tethercache.rundir import RunState, run_state
+from tethercache.rundir import RunState, run_dirs_under, run_state
 
 from .cli import Parser, output_file, parse, run_paths
 
@@ -51,10 +51,7 @@ def run_states(roots) -> list[RunState]:
     for root in map(Path, roots):
         if not root.exists():
             raise FileNotFoundError(f"{root}: no such directory")
-        for marker in ("record.json", ".hydra", "videos"):
-            dirs |= {p.parent for p in root.rglob(marker)}
-            if (root / marker).exists():
-                dirs.add(root)
+        dirs.update(run_dirs_under(root))
     return [run_state(d) for d in sorted(dirs)]
 
 

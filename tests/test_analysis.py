@@ -267,3 +267,15 @@ def test_heldout_prompts_are_the_heldout_worlds():
     assert len(set(texts)) == 8
     for p, text in enumerate(texts):      # runner: seed of prompt p = cfg.seed + 1000 p
         assert split_pairs("heldout", 1, offset=11 + 1000 * p) == [(text, 1_000_011 + 1000 * p)]
+
+
+def test_a_runs_own_eval_subdirs_are_not_runs_of_their_own(tmp_path):
+    """A scored run's eval/<evaluator>/ may hold its own videos/ (the VBench-Long runner's links):
+    analysis and scoring find one run, the same one, and list nothing as unfinished."""
+    from fake_runs import write_run
+    from tethercache.eval.rundir import find_run_dirs
+    run = write_run(tmp_path / "sweep" / "0-tether", "tether", 0.8)
+    (run / "eval" / "vbench_long" / "shard-0-of-1" / "videos").mkdir(parents=True)
+    complete, other = collect_mod.find_runs([tmp_path / "sweep"])
+    assert complete == [run] and other == []
+    assert find_run_dirs([tmp_path / "sweep"]) == [run]

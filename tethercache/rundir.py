@@ -182,3 +182,16 @@ def write_hydra_dir(cfg, run_dir: Path) -> None:
         hydra_cfg = HydraConfig.instance().cfg
         (out / "hydra.yaml").write_text(OmegaConf.to_yaml(hydra_cfg))
         (out / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
+
+
+RUN_MARKERS = ("record.json", "videos", ".hydra")
+
+
+def run_dirs_under(root) -> list[Path]:
+    """Run dirs at or below `root`, sorted: a dir holding record.json, videos/ or .hydra/. A run's
+    own subdirs (e.g. an evaluator's eval/<name>/ with its video links) are not runs of their own."""
+    root = Path(root)
+    if any((root / m).exists() for m in RUN_MARKERS):
+        return [root]
+    found = {q.parent for m in RUN_MARKERS for q in root.rglob(m)}
+    return sorted(d for d in found if not any(a in found for a in d.parents))

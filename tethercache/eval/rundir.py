@@ -22,7 +22,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
-from ..rundir import one_line, write_json
+from ..rundir import one_line, run_dirs_under, write_json
 from . import registry
 from .outputs import publish, staged
 from .request import validate_request
@@ -144,21 +144,16 @@ def describe_missing(entries: dict, num_shards: int) -> str:
 def find_run_dirs(paths, note: Callable = print) -> list[Path]:
     """Run dirs among `paths`: a dir with record.json, videos/ or .hydra/ is one; any other dir is
     searched below for them (e.g. a sweep dir). An empty dir holds no runs yet (noted)."""
-    markers = ("record.json", "videos", ".hydra")
     out = []
     for p in map(Path, paths):
         if not p.exists():
             raise ConfigError(f"{p}: no such directory")
         if not p.is_dir():
             raise ConfigError(f"{p}: is a file, not a run dir or a dir of runs")
-        if any((p / m).exists() for m in markers):
-            out.append(p)
-            continue
         if not any(p.iterdir()):
             note(f"note: {p}: empty dir, no runs in it yet")
             continue
-        found = {q.parent for m in markers for q in p.rglob(m)}
-        found = sorted(d for d in found if not any(a in found for a in d.parents))  # not eval/x/videos
+        found = run_dirs_under(p)
         if not found:
             raise ConfigError(f"{p}: no run dirs below (no record.json, videos/ or .hydra/)")
         out += found
