@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from tethercache.rundir import root_problem
+
 
 class BadArgument(ValueError):
     """An argument the command cannot work with; str() is the one line after 'error: '."""
@@ -53,10 +55,9 @@ def run_paths(paths) -> list[Path]:
     """The run or sweep dirs to read: each must exist and be a directory."""
     out = []
     for p in map(Path, paths):
-        if not p.exists():
-            raise BadArgument(f"{p}: no such directory")
-        if not p.is_dir():
-            raise BadArgument(f"{p}: not a directory (give run or sweep dirs)")
+        problem = root_problem(p)
+        if problem:
+            raise BadArgument(problem)
         out.append(p)
     return out
 

@@ -187,6 +187,16 @@ def write_hydra_dir(cfg, run_dir: Path) -> None:
 RUN_MARKERS = ("record.json", "videos", ".hydra")
 
 
+def root_problem(root) -> str | None:
+    """What is wrong with a path given as a run dir or a dir of runs (one line), or None."""
+    root = Path(root)
+    if not root.exists():
+        return f"{root}: no such directory"
+    if not root.is_dir():
+        return f"{root}: is a file, not a run dir or a dir of runs"
+    return None
+
+
 def run_dirs_under(root) -> list[Path]:
     """Run dirs at or below `root`, sorted: a dir holding record.json, videos/ or .hydra/. A run's
     own subdirs (e.g. an evaluator's eval/<name>/ with its video links) are not runs of their own."""

@@ -22,7 +22,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
-from ..rundir import one_line, run_dirs_under, write_json
+from ..rundir import one_line, root_problem, run_dirs_under, write_json
 from . import registry
 from .outputs import publish, staged
 from .request import validate_request
@@ -146,10 +146,9 @@ def find_run_dirs(paths, note: Callable = print) -> list[Path]:
     searched below for them (e.g. a sweep dir). An empty dir holds no runs yet (noted)."""
     out = []
     for p in map(Path, paths):
-        if not p.exists():
-            raise ConfigError(f"{p}: no such directory")
-        if not p.is_dir():
-            raise ConfigError(f"{p}: is a file, not a run dir or a dir of runs")
+        problem = root_problem(p)
+        if problem:
+            raise ConfigError(problem)
         if not any(p.iterdir()):
             note(f"note: {p}: empty dir, no runs in it yet")
             continue
